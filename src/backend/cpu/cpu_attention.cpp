@@ -1,0 +1,151 @@
+// Multi-head attention on the CPU: heads split out of qkv, then batched GEMMs over
+// (batch, head) pairs and a row softmax with the causal mask folded in.
+#include <cmath>
+
+#include "backend/cpu/cpu_ops_impl.h"
+
+namespace sy {
+namespace {
+
+// qkv [B,T,3,NH,D] → q, k, v [B,NH,T,D]
+template <class T>
+void split_heads(T* q, T* k, T* v, const T* qkv, int64_t B, int64_t Tn, int64_t NH, int64_t D) {
+  const int64_t C = NH * D;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < Tn; ++t) {
+      const T* row = qkv + (b * Tn + t) * 3 * C;
+      for (int64_t h = 0; h < NH; ++h) {
+        const int64_t o = ((b * NH + h) * Tn + t) * D;
+        for (int64_t d = 0; d < D; ++d) {
+          q[o + d] = row[h * D + d];
+          k[o + d] = row[C + h * D + d];
+          v[o + d] = row[2 * C + h * D + d];
+        }
+      }
+    }
+}
+
+// [B,T,C] → [B,NH,T,D]
+template <class T>
+void split_one(T* heads, const T* x, int64_t B, int64_t Tn, int64_t NH, int64_t D) {
+  const int64_t C = NH * D;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < Tn; ++t)
+      for (int64_t h = 0; h < NH; ++h)
+        for (int64_t e = 0; e < D; ++e)
+          heads[((b * NH + h) * Tn + t) * D + e] = x[(b * Tn + t) * C + h * D + e];
+}
+
+// [B,NH,T,D] parts → [B,T,parts·C] (parts = 1 for the output, 3 for dqkv)
+template <class T>
+void merge_heads(T* out, const T* const* parts, int n_parts, int64_t B, int64_t Tn, int64_t NH,
+                 int64_t D) {
+  const int64_t C = NH * D;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < Tn; ++t) {
+      T* row = out + (b * Tn + t) * n_parts * C;
+      for (int p = 0; p < n_parts; ++p)
+        for (int64_t h = 0; h < NH; ++h) {
+          const T* src = parts[p] + ((b * NH + h) * Tn + t) * D;
+          for (int64_t d = 0; d < D; ++d) row[p * C + h * D + d] = src[d];
+        }
+    }
+}
+
+// In place: scores → probabilities, row-wise; with `causal`, row i sees columns ≤ i.
+template <class T>
+void masked_softmax(T* p, int64_t rows, int64_t Tn, bool causal) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* row = p + r * Tn;
+    const int64_t n = causal ? (r % Tn) + 1 : Tn;
+    T mx = row[0];
+    for (int64_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
+    T s = 0;
+    for (int64_t j = 0; j < n; ++j) s += (row[j] = std::exp(row[j] - mx));
+    const T inv = T(1) / s;
+    for (int64_t j = 0; j < n; ++j) row[j] *= inv;
+    for (int64_t j = n; j < Tn; ++j) row[j] = 0;
+  }
+}
+
+// In place: dprobs → dscores = p ⊙ (dp − Σ_j p·dp). Masked entries have p = 0 → 0.
+template <class T>
+void softmax_rows_backward(T* dp, const T* p, int64_t rows, int64_t Tn) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    T* d = dp + r * Tn;
+    const T* y = p + r * Tn;
+    T dot = 0;
+    for (int64_t j = 0; j < Tn; ++j) dot += d[j] * y[j];
+    for (int64_t j = 0; j < Tn; ++j) d[j] = y[j] * (d[j] - dot);
+  }
+}
+
+struct AttnDims {
+  int64_t B, Tn, NH, D;
+};
+
+AttnDims attention_dims(const Tensor& qkv, int64_t n_heads, const AttentionCache& c) {
+  SY_CHECK(qkv.ndim == 3 && qkv.dim(2) % 3 == 0, "qkv must be [B,T,3C], got {}", qkv.shape_str());
+  const int64_t C = qkv.dim(2) / 3;
+  SY_CHECK(C % n_heads == 0, "C={} not divisible by {} heads", C, n_heads);
+  AttnDims d{qkv.dim(0), qkv.dim(1), n_heads, C / n_heads};
+  const int64_t n = d.B * d.NH * d.Tn * d.D;
+  check_numel(c.q, n, "attention q");
+  check_numel(c.k, n, "attention k");
+  check_numel(c.v, n, "attention v");
+  check_numel(c.out_heads, n, "attention out_heads");
+  check_numel(c.probs, d.B * d.NH * d.Tn * d.Tn, "attention probs");
+  return d;
+}
+
+}  // namespace
+
+void CpuOps::attention_forward(Tensor out, AttentionCache& c, const Tensor& qkv, int64_t n_heads,
+                               bool causal) {
+  const AttnDims d = attention_dims(qkv, n_heads, c);
+  const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH;
+  check_numel(out, d.B * d.Tn * d.NH * d.D, "attention out");
+  SY_FLOAT_DISPATCH(qkv.dtype, {
+    split_heads<T>(c.q.data<T>(), c.k.data<T>(), c.v.data<T>(), qkv.data<T>(), d.B, d.Tn, d.NH,
+                   d.D);
+  });
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d.D));
+  gemm_strided_batched(false, true, d.Tn, d.Tn, d.D, scale, c.q, TD, c.k, TD, 0.0, c.probs, TT, BH);
+  SY_FLOAT_DISPATCH(qkv.dtype, masked_softmax<T>(c.probs.data<T>(), BH * d.Tn, d.Tn, causal));
+  gemm_strided_batched(false, false, d.Tn, d.D, d.Tn, 1.0, c.probs, TT, c.v, TD, 0.0, c.out_heads,
+                       TD, BH);
+  SY_FLOAT_DISPATCH(qkv.dtype, {
+    const T* parts[1] = {c.out_heads.data<T>()};
+    merge_heads<T>(out.data<T>(), parts, 1, d.B, d.Tn, d.NH, d.D);
+  });
+}
+
+void CpuOps::attention_backward(Tensor dqkv, AttentionCache& c, const Tensor& dout,
+                                int64_t n_heads, bool causal) {
+  (void)causal;  // masked probabilities are exactly 0, so their gradient vanishes by itself
+  const AttnDims d = attention_dims(dqkv, n_heads, c);
+  const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH;
+  check_numel(dout, d.B * d.Tn * d.NH * d.D, "attention dout");
+  check_numel(c.dprobs, BH * TT, "attention dprobs");
+  // dout → heads; out_heads is free to hold it (the backward does not read it).
+  Tensor douth = c.out_heads;
+  SY_FLOAT_DISPATCH(dout.dtype, split_one<T>(douth.data<T>(), dout.data<T>(), d.B, d.Tn, d.NH, d.D));
+  gemm_strided_batched(false, true, d.Tn, d.Tn, d.D, 1.0, douth, TD, c.v, TD, 0.0, c.dprobs, TT, BH);
+  gemm_strided_batched(true, false, d.Tn, d.D, d.Tn, 1.0, c.probs, TT, douth, TD, 0.0, c.dv, TD, BH);
+  SY_FLOAT_DISPATCH(dout.dtype,
+                    softmax_rows_backward<T>(c.dprobs.data<T>(), c.probs.data<T>(), BH * d.Tn, d.Tn));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d.D));
+  gemm_strided_batched(false, false, d.Tn, d.D, d.Tn, scale, c.dprobs, TT, c.k, TD, 0.0, c.dq, TD, BH);
+  gemm_strided_batched(true, false, d.Tn, d.D, d.Tn, scale, c.dprobs, TT, c.q, TD, 0.0, c.dk, TD, BH);
+  SY_FLOAT_DISPATCH(dout.dtype, {
+    const T* parts[3] = {c.dq.data<T>(), c.dk.data<T>(), c.dv.data<T>()};
+    merge_heads<T>(dqkv.data<T>(), parts, 3, d.B, d.Tn, d.NH, d.D);
+  });
+}
+
+}  // namespace sy

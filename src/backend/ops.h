@@ -1,0 +1,133 @@
+#pragma once
+// The op interface model code calls. Every backend (cpu/, cuda/) implements all of
+// it; tests/backend checks each op against a naive double-precision reference.
+//
+// Conventions (all ops):
+// - Tensors are contiguous row-major views; shapes are checked on every call.
+// - Floating tensors of one call share a dtype (f32, or f64 on CPU for gradient checks).
+// - Backward ops WRITE the gradients of their inputs, except where a parameter says
+//   `accumulate`: parameter gradients are always ACCUMULATED (+=), so gradient
+//   accumulation over micro-batches needs no extra pass, and norm_backward adds into
+//   dx because it sits on the residual stream, whose gradient is already there.
+// - No op allocates memory: scratch space is passed in by the caller.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/tensor.h"
+
+namespace sy {
+
+enum class Activation { gelu, silu, relu };
+enum class NormKind { layernorm, rmsnorm };
+
+const char* activation_name(Activation a);
+const char* norm_name(NormKind n);
+
+// Scratch an attention call keeps between forward and backward.
+struct AttentionCache {
+  Tensor q, k, v;  // [B, NH, T, D] each: heads split out of qkv
+  Tensor probs;    // [B, NH, T, T] softmax(q·kᵀ/√D) after the mask
+  Tensor out_heads;  // [B, NH, T, D]: probs·v before the heads are merged
+  Tensor dq, dk, dv;  // [B, NH, T, D]: backward scratch
+  Tensor dprobs;      // [B, NH, T, T]: backward scratch
+};
+
+class Ops : public Allocator {
+ public:
+  ~Ops() override = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory -----------------------------------------------------------------
+  virtual void copy(Tensor dst, const Tensor& src) = 0;  // same dtype and numel
+  virtual void to_host(void* dst, const Tensor& src) = 0;
+  virtual void from_host(Tensor dst, const void* src) = 0;
+  virtual void fill(Tensor x, double value) = 0;
+  virtual void synchronize() {}
+  // Threads for host-side work (CPU backend: OpenMP and OpenBLAS); 0 = every core.
+  virtual void set_threads(int n) { (void)n; }
+
+  // ---- matrix products ------------------------------------------------------------
+  // C[M,N] = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ; op(A) is [M,K], op(B) [K,N].
+  virtual void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                    const Tensor& A, const Tensor& B, double beta, Tensor C) = 0;
+  // `batch` independent gemms; member i reads A + i·stride_a etc. (strides in elements).
+  virtual void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                                    double alpha, const Tensor& A, int64_t stride_a,
+                                    const Tensor& B, int64_t stride_b, double beta, Tensor C,
+                                    int64_t stride_c, int64_t batch) = 0;
+
+  // ---- embedding ------------------------------------------------------------------
+  // out[b,t,:] = wte[ids[b,t],:] + wpe[t,:]. ids: i32 [B,T]; wte [V,C]; wpe [Tmax,C].
+  virtual void embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte,
+                                 const Tensor& wpe) = 0;
+  // dwte[ids[b,t],:] += dout[b,t,:]; dwpe[t,:] += Σ_b dout[b,t,:] (skipped if dwpe is empty).
+  virtual void embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout,
+                                  const Tensor& ids) = 0;
+
+  // ---- normalisation (over the last dim C of x [N,C]) -------------------------------
+  // layernorm: (x-μ)·rstd·w + b;  rmsnorm: x·rstd·w (b unused, may be empty).
+  // mean, rstd: [N] saved for backward (mean unused by rmsnorm).
+  virtual void norm_forward(NormKind kind, Tensor out, Tensor mean, Tensor rstd, const Tensor& x,
+                            const Tensor& w, const Tensor& b, double eps) = 0;
+  // dx += ∂L/∂x; dw, db accumulate (db ignored for rmsnorm).
+  virtual void norm_backward(NormKind kind, Tensor dx, Tensor dw, Tensor db, const Tensor& dout,
+                             const Tensor& x, const Tensor& w, const Tensor& mean,
+                             const Tensor& rstd) = 0;
+
+  // ---- activations (elementwise) -----------------------------------------------------
+  virtual void activation_forward(Activation act, Tensor out, const Tensor& x) = 0;
+  virtual void activation_backward(Activation act, Tensor dx, const Tensor& dout,
+                                   const Tensor& x) = 0;
+  // Gated linear unit on ag [N, 2H] = [a | g] per row: h[N,H] = act(a) ⊙ g.
+  virtual void glu_forward(Activation act, Tensor h, const Tensor& ag) = 0;
+  virtual void glu_backward(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) = 0;
+
+  // ---- softmax over the last dim ---------------------------------------------------
+  virtual void softmax_forward(Tensor out, const Tensor& x) = 0;
+  virtual void softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out) = 0;
+
+  // ---- attention ---------------------------------------------------------------------
+  // qkv [B,T,3C] (q | k | v, each C = NH·D, head-major) → out [B,T,C].
+  virtual void attention_forward(Tensor out, AttentionCache& cache, const Tensor& qkv,
+                                 int64_t n_heads, bool causal) = 0;
+  // Writes dqkv [B,T,3C] from dout [B,T,C] (cache as filled by the forward).
+  virtual void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
+                                  int64_t n_heads, bool causal) = 0;
+
+  // ---- loss --------------------------------------------------------------------------
+  // Label-smoothed cross-entropy fused with softmax, per row of logits [N,V]:
+  //   loss = (1-ε)·(lse - z_y) + ε·(lse - mean_v z_v),  nll = lse - z_y,
+  // with targets i32 [N]; a target < 0 marks a row without loss (loss = nll = 0).
+  // lse [N] is saved for backward.
+  virtual void cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
+                                     const Tensor& targets, double smoothing) = 0;
+  // dlogits = scale·(softmax(z) - (1-ε)·onehot(y) - ε/V); 0 on rows without a target.
+  // dlogits may alias logits.
+  virtual void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
+                                      const Tensor& targets, double smoothing, double scale) = 0;
+
+  // ---- elementwise helpers ---------------------------------------------------------------
+  virtual void add(Tensor y, const Tensor& x) = 0;        // y += x
+  virtual void scale(Tensor x, double s) = 0;             // x *= s
+  virtual double sum_squares(const Tensor& x) = 0;        // Σ x², accumulated in double
+  virtual double sum(const Tensor& x) = 0;                // Σ x, accumulated in double
+
+  // ---- optimizer -------------------------------------------------------------------------
+  struct AdamArgs {
+    double lr, beta1, beta2, eps, weight_decay;
+    bool decoupled;     // AdamW (decay the weight) vs Adam (L2 term added to the gradient)
+    int64_t step;       // 1-based, for bias correction
+    double grad_scale;  // gradients are multiplied by this first (clipping, averaging)
+  };
+  // One Adam(W) step on flat param/grad/m/v of equal size.
+  virtual void adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v,
+                           const AdamArgs& a) = 0;
+};
+
+// The backend for `device`: "cpu" always; "cuda" where built with CUDA and a GPU is
+// present (else an Error with exit code 2 that says so).
+std::unique_ptr<Ops> make_ops(Device device);
+Device parse_device(const std::string& name);  // "cpu" | "cuda"
+
+}  // namespace sy

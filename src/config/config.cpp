@@ -1,0 +1,318 @@
+#include "config/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "config/schema.h"
+#include "core/errors.h"
+
+namespace sy {
+namespace {
+
+template <class T>
+const char* type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "a boolean (true or false)";
+  else if constexpr (std::is_same_v<T, std::string>) return "a string";
+  else if constexpr (std::is_unsigned_v<T>) return "a non-negative integer";
+  else if constexpr (std::is_integral_v<T>) return "an integer";
+  else return "a number";
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// Where each key came from: "file:line" or "--set key=value".
+class Locations {
+ public:
+  void set(const std::string& key, std::string where) { map_[key] = std::move(where); }
+  std::string of(const std::string& key, const std::string& fallback) const {
+    auto it = map_.find(key);
+    return it == map_.end() ? fallback : it->second;
+  }
+
+ private:
+  std::map<std::string, std::string> map_;
+};
+
+// YAML → Config, strictly: reports unknown keys, wrong types and bad choices, and
+// keeps going so that one run lists every problem.
+class Binder {
+ public:
+  Binder(const YAML::Node& root, std::string origin, const std::set<std::string>& overridden,
+         Locations& where, std::vector<std::string>& errors)
+      : origin_(std::move(origin)), overridden_(overridden), where_(where), errors_(errors) {
+    frames_.push_back({root, "", {}});
+  }
+
+  template <class T>
+  void field(const char* key, T& out) {
+    YAML::Node n = child(key);
+    if (!n.IsDefined()) return;
+    const std::string path = path_of(key);
+    if (!n.IsScalar()) return problem(path, describe(n), std::string("must be ") + type_name<T>());
+    const std::string text = n.Scalar();
+    if constexpr (std::is_unsigned_v<T>)
+      if (!text.empty() && text[0] == '-')
+        return problem(path, text, std::string("must be ") + type_name<T>());
+    try {
+      out = n.as<T>();
+    } catch (const YAML::BadConversion&) {
+      problem(path, text, std::string("must be ") + type_name<T>());
+    }
+  }
+
+  template <class E>
+  void choice(const char* key, E& out, const Choices<E>& choices) {
+    std::string name;
+    YAML::Node n = child(key);
+    if (!n.IsDefined()) return;
+    field(key, name);
+    for (const auto& [text, value] : choices)
+      if (name == text) {
+        out = value;
+        return;
+      }
+    std::string allowed;
+    for (const auto& c : choices) allowed += (allowed.empty() ? "" : ", ") + std::string(c.first);
+    problem(path_of(key), name, "must be one of: " + allowed);
+  }
+
+  void section(const char* key, const std::function<void()>& body) {
+    YAML::Node n = child(key);
+    if (!n.IsDefined()) return;  // absent section: all defaults
+    const std::string path = path_of(key);
+    if (!n.IsMap()) return problem(path, describe(n), "must be a mapping of keys to values");
+    frames_.push_back({n, path, {}});
+    body();
+    finish_frame();
+    frames_.pop_back();
+  }
+
+  void finish() { finish_frame(); }
+
+ private:
+  struct Frame {
+    YAML::Node node;
+    std::string path;
+    std::set<std::string> known;
+  };
+
+  std::string path_of(const char* key) const {
+    const std::string& p = frames_.back().path;
+    return p.empty() ? key : p + "." + key;
+  }
+
+  YAML::Node child(const char* key) {
+    Frame& f = frames_.back();
+    f.known.insert(key);
+    if (!f.node.IsMap()) return YAML::Node(YAML::NodeType::Undefined);
+    for (auto it = f.node.begin(); it != f.node.end(); ++it)
+      if (it->first.Scalar() == key) {
+        record(path_of(key), it->first.Mark());
+        if (it->second.IsNull())
+          problem(path_of(key), "(empty)", "has no value");
+        return it->second.IsNull() ? YAML::Node(YAML::NodeType::Undefined) : it->second;
+      }
+    return YAML::Node(YAML::NodeType::Undefined);
+  }
+
+  void record(const std::string& path, const YAML::Mark& m) {
+    if (overridden_.count(path)) return;  // keeps its --set origin
+    if (m.line >= 0) where_.set(path, origin_ + ":" + std::to_string(m.line + 1));
+  }
+
+  // Every key present in the current mapping must be one the schema visited.
+  void finish_frame() {
+    Frame& f = frames_.back();
+    if (!f.node.IsMap()) return;
+    for (auto it = f.node.begin(); it != f.node.end(); ++it) {
+      const std::string key = it->first.Scalar();
+      if (f.known.count(key)) continue;
+      const std::string path = f.path.empty() ? key : f.path + "." + key;
+      record(path, it->first.Mark());
+      std::string rule = "unknown key";
+      std::string best;
+      size_t best_d = 3;
+      for (const std::string& k : f.known) {
+        const size_t d = edit_distance(key, k);
+        if (d < best_d) best_d = d, best = k;
+      }
+      if (!best.empty()) rule += " (did you mean '" + best + "'?)";
+      problem(path, describe(it->second), rule);
+    }
+  }
+
+  static std::string describe(const YAML::Node& n) {
+    if (n.IsScalar()) return n.Scalar();
+    if (n.IsSequence()) return "(a list)";
+    if (n.IsMap()) return "(a mapping)";
+    return "(empty)";
+  }
+
+  void problem(const std::string& path, const std::string& value, const std::string& rule) {
+    errors_.push_back(where_.of(path, origin_) + ": " + path + " = " + value + ": " + rule);
+  }
+
+  std::string origin_;
+  const std::set<std::string>& overridden_;
+  Locations& where_;
+  std::vector<std::string>& errors_;
+  std::vector<Frame> frames_;
+};
+
+// Config → YAML.
+class Emitter {
+ public:
+  explicit Emitter(YAML::Emitter& out) : out_(out) {}
+  template <class T>
+  void field(const char* key, T& v) {
+    out_ << YAML::Key << key << YAML::Value;
+    if constexpr (std::is_floating_point_v<T>) out_ << fmt::format("{}", v);
+    else out_ << v;
+  }
+  template <class E>
+  void choice(const char* key, E& v, const Choices<E>& choices) {
+    for (const auto& c : choices)
+      if (c.second == v) out_ << YAML::Key << key << YAML::Value << c.first;
+  }
+  void section(const char* key, const std::function<void()>& body) {
+    out_ << YAML::Key << key << YAML::Value << YAML::BeginMap;
+    body();
+    out_ << YAML::EndMap;
+  }
+
+ private:
+  YAML::Emitter& out_;
+};
+
+// "a.b.c=value" applied to the YAML tree; the value is parsed as YAML.
+void apply_override(YAML::Node root, const std::string& spec, std::set<std::string>& overridden,
+                    Locations& where) {
+  const size_t eq = spec.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw Error(ExitCode::bad_input,
+                "--set " + spec + ": expected KEY=VALUE, e.g. --set optim.lr=1e-3");
+  const std::string key = spec.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(spec.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw Error(ExitCode::bad_input, "--set " + spec + ": value is not valid YAML: " + e.msg);
+  }
+  std::vector<std::string> parts;
+  std::stringstream ss(key);
+  for (std::string p; std::getline(ss, p, '.');) parts.push_back(p);
+  YAML::Node node = root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node next = node[parts[i]];
+    if (next.IsDefined() && !next.IsMap() && !next.IsNull())
+      throw Error(ExitCode::bad_input,
+                  "--set " + spec + ": '" + parts[i] + "' is a value, not a section");
+    if (!next.IsDefined() || next.IsNull()) node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    node.reset(node[parts[i]]);
+  }
+  node[parts.back()] = value;
+  overridden.insert(key);
+  where.set(key, "--set " + spec);
+}
+
+void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
+  p.require(t.steps >= 1, "train.steps", t.steps, "must be positive");
+  p.require(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be positive");
+  p.require(t.seq_len >= 2, "train.seq_len", t.seq_len, "must be at least 2");
+  p.require(t.label_smoothing >= 0 && t.label_smoothing < 1, "train.label_smoothing",
+            t.label_smoothing, "must be in [0, 1)");
+  p.require(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0 (0: at the end)");
+  p.require(t.eval_batches >= 1, "train.eval_batches", t.eval_batches, "must be positive");
+  p.require(r.log_every >= 1, "run.log_every", r.log_every, "must be positive");
+  p.require(!r.dir.empty(), "run.dir", r.dir, "must not be empty");
+}
+
+}  // namespace
+
+void Config::validate(Problems& p) const {
+  p.require(threads >= 0, "threads", threads, "must be >= 0 (0: every core)");
+  model.validate(p);
+  optim.validate(p);
+  data.validate(p);
+  validate_train(train, run, p);
+  p.require(train.seq_len <= model.max_seq, "train.seq_len", train.seq_len,
+            "must not exceed model.max_seq (" + std::to_string(model.max_seq) + ")");
+  if (data.source == DataSource::bytes)
+    p.require(model.vocab_size >= 256, "model.vocab_size", model.vocab_size,
+              "must be at least 256 for data.source: bytes");
+}
+
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml_text);
+  } catch (const YAML::ParserException& e) {
+    throw Error(ExitCode::bad_input, fmt::format("{}:{}:{}: not valid YAML: {}", origin,
+                                                 e.mark.line + 1, e.mark.column + 1, e.msg));
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap())
+    throw Error(ExitCode::bad_input, origin + ": the top level must be a mapping of sections");
+  Locations where;
+  std::set<std::string> overridden;
+  for (const std::string& o : overrides) apply_override(root, o, overridden, where);
+
+  Config c;
+  std::vector<std::string> errors;
+  Binder binder(root, origin, overridden, where, errors);
+  visit_config(binder, c);
+  binder.finish();
+  Problems problems;
+  c.validate(problems);
+  for (const Problem& pr : problems.list())
+    errors.push_back(where.of(pr.key, origin + " (default)") + ": " + pr.key + " = " + pr.value +
+                     ": " + pr.rule);
+  if (!errors.empty()) {
+    std::string msg = fmt::format("{} problem{} in config {}:", errors.size(),
+                                  errors.size() == 1 ? "" : "s", origin);
+    for (const std::string& e : errors) msg += "\n  " + e;
+    throw Error(ExitCode::bad_input, msg);
+  }
+  return c;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in)
+    throw Error(ExitCode::bad_input,
+                "cannot read config file '" + path + "' (does it exist? try configs/default.yaml)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_config(ss.str(), path, overrides);
+}
+
+std::string to_yaml(const Config& c) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  Emitter e(out);
+  Config copy = c;
+  visit_config(e, copy);
+  out << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace sy

@@ -1,0 +1,56 @@
+#pragma once
+// The whole configuration of a run: typed sections, each validated where it is
+// defined (model/, optim/, data/), bound from strict YAML here.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/problems.h"
+#include "data/data_config.h"
+#include "model/model_config.h"
+#include "optim/optim_config.h"
+
+namespace sy {
+
+struct RunConfig {
+  std::string dir = "runs/default";
+  int64_t log_every = 10;   // steps between metrics lines
+  bool progress = true;     // a live progress line on the console
+};
+
+struct TrainConfig {
+  int64_t steps = 1000;
+  int64_t batch_size = 8;   // sequences per micro-batch
+  int64_t seq_len = 256;
+  double label_smoothing = 0.0;
+  int64_t eval_every = 100;  // 0: only at the end
+  int64_t eval_batches = 8;
+};
+
+struct Config {
+  uint64_t seed = 1234;
+  Device backend = Device::cpu;
+  int64_t threads = 0;  // 0: every core (OMP_NUM_THREADS if set)
+  RunConfig run;
+  ModelConfig model;
+  OptimConfig optim;
+  DataConfig data;
+  TrainConfig train;
+
+  // Cross-section rules, then each section's own.
+  void validate(Problems& p) const;
+};
+
+// Reads `path`, applies `overrides` ("a.b=value", as from --set), binds strictly
+// (unknown keys and wrong types are errors) and validates. Throws Error
+// (exit code 2) listing every problem, each with its key, value, rule and where
+// it was written (file:line, or the --set that gave it).
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// The same from YAML text (`origin` names it in messages).
+Config parse_config(const std::string& yaml_text, const std::string& origin,
+                    const std::vector<std::string>& overrides = {});
+// The fully resolved config as YAML (every key, defaults included).
+std::string to_yaml(const Config& c);
+
+}  // namespace sy

@@ -1,0 +1,92 @@
+#pragma once
+// The config schema, written once: visit_config() names every key of every section
+// with its field; a binder (YAML → Config) and an emitter (Config → YAML) both
+// walk it, so reading and writing can never disagree.
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+
+namespace sy {
+
+template <class E>
+using Choices = std::vector<std::pair<const char*, E>>;
+
+inline const Choices<Arch> kArchs = {{"decoder", Arch::decoder}, {"encoder", Arch::encoder}};
+inline const Choices<PosKind> kPositions = {{"learned", PosKind::learned},
+                                            {"sinusoidal", PosKind::sinusoidal}};
+inline const Choices<Activation> kActivations = {
+    {"gelu", Activation::gelu}, {"silu", Activation::silu}, {"relu", Activation::relu}};
+inline const Choices<NormKind> kNorms = {{"layernorm", NormKind::layernorm},
+                                         {"rmsnorm", NormKind::rmsnorm}};
+inline const Choices<OptimizerKind> kOptimizers = {{"adam", OptimizerKind::adam},
+                                                   {"adamw", OptimizerKind::adamw}};
+inline const Choices<Schedule> kSchedules = {{"constant", Schedule::constant},
+                                             {"inverse_sqrt", Schedule::inverse_sqrt},
+                                             {"cosine", Schedule::cosine}};
+inline const Choices<DataSource> kSources = {{"synthetic", DataSource::synthetic},
+                                             {"bytes", DataSource::bytes}};
+inline const Choices<Device> kDevices = {{"cpu", Device::cpu}, {"cuda", Device::cuda}};
+
+// V provides: field(key, T&), choice(key, E&, choices), section(key, fn).
+template <class V>
+void visit_config(V& v, Config& c) {
+  v.field("seed", c.seed);
+  v.choice("backend", c.backend, kDevices);
+  v.field("threads", c.threads);
+  v.section("run", [&] {
+    v.field("dir", c.run.dir);
+    v.field("log_every", c.run.log_every);
+    v.field("progress", c.run.progress);
+  });
+  v.section("model", [&] {
+    ModelConfig& m = c.model;
+    v.choice("arch", m.arch, kArchs);
+    v.field("vocab_size", m.vocab_size);
+    v.field("d_model", m.d_model);
+    v.field("n_layers", m.n_layers);
+    v.field("n_heads", m.n_heads);
+    v.field("d_ff", m.d_ff);
+    v.field("max_seq", m.max_seq);
+    v.choice("activation", m.activation, kActivations);
+    v.choice("norm", m.norm, kNorms);
+    v.field("norm_eps", m.norm_eps);
+    v.choice("positions", m.positions, kPositions);
+    v.field("tie_embeddings", m.tie_embeddings);
+    v.field("init_std", m.init_std);
+  });
+  v.section("optim", [&] {
+    OptimConfig& o = c.optim;
+    v.choice("name", o.kind, kOptimizers);
+    v.field("lr", o.lr);
+    v.field("beta1", o.beta1);
+    v.field("beta2", o.beta2);
+    v.field("eps", o.eps);
+    v.field("weight_decay", o.weight_decay);
+    v.field("grad_clip", o.grad_clip);
+    v.choice("schedule", o.schedule, kSchedules);
+    v.field("warmup_steps", o.warmup_steps);
+    v.field("min_lr_ratio", o.min_lr_ratio);
+  });
+  v.section("data", [&] {
+    DataConfig& d = c.data;
+    v.choice("source", d.source, kSources);
+    v.field("path", d.path);
+    v.field("synthetic_tokens", d.synthetic_tokens);
+    v.field("synthetic_branching", d.synthetic_branching);
+    v.field("eval_fraction", d.eval_fraction);
+    v.field("mask_prob", d.mask_prob);
+  });
+  v.section("train", [&] {
+    TrainConfig& t = c.train;
+    v.field("steps", t.steps);
+    v.field("batch_size", t.batch_size);
+    v.field("seq_len", t.seq_len);
+    v.field("label_smoothing", t.label_smoothing);
+    v.field("eval_every", t.eval_every);
+    v.field("eval_batches", t.eval_batches);
+  });
+}
+
+}  // namespace sy

@@ -1,0 +1,78 @@
+#include "core/rng.h"
+
+#include <cmath>
+
+namespace sy {
+namespace {
+constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
+constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
+
+inline void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  const uint64_t p = static_cast<uint64_t>(a) * b;
+  hi = static_cast<uint32_t>(p >> 32);
+  lo = static_cast<uint32_t>(p);
+}
+}  // namespace
+
+Philox4 philox4x32(Philox4 c, uint64_t key) {
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, lo0, hi1, lo1;
+    mulhilo(kMul0, c[0], hi0, lo0);
+    mulhilo(kMul1, c[2], hi1, lo1);
+    c = {hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0};
+    k0 += kWeyl0;
+    k1 += kWeyl1;
+  }
+  return c;
+}
+
+Philox4 RngStream::block(uint64_t index) const {
+  const Philox4 counter = {static_cast<uint32_t>(index), static_cast<uint32_t>(index >> 32),
+                           static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32)};
+  return philox4x32(counter, seed);
+}
+
+float RngStream::uniform(uint64_t index) const {
+  return static_cast<float>(block(index)[0] >> 8) * (1.0f / 16777216.0f);
+}
+
+double RngStream::uniform_double(uint64_t index) const {
+  const Philox4 b = block(index);
+  const uint64_t bits = (static_cast<uint64_t>(b[0]) << 21) ^ (b[1] >> 11);
+  return static_cast<double>(bits & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
+double RngStream::normal(uint64_t index) const {
+  const Philox4 b = block(index);
+  // u1 in (0, 1] so the log is finite.
+  const double u1 = (static_cast<double>(b[0]) + 1.0) * (1.0 / 4294967296.0);
+  const double u2 = static_cast<double>(b[1]) * (1.0 / 4294967296.0);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
+}
+
+uint64_t RngStream::below(uint64_t index, uint64_t n) const {
+  const Philox4 b = block(index);
+  const uint64_t x = (static_cast<uint64_t>(b[0]) << 32) | b[1];
+  // 128-bit multiply-shift: unbiased enough for n << 2^64 (bias < n / 2^64).
+  return static_cast<uint64_t>((static_cast<unsigned __int128>(x) * n) >> 64);
+}
+
+uint64_t hash64(const char* s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; ++s) {
+    h ^= static_cast<unsigned char>(*s);
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+uint64_t mix64(uint64_t a, uint64_t b) {
+  // splitmix64 finaliser over a combination of both.
+  uint64_t z = a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+}  // namespace sy

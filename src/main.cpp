@@ -1,0 +1,95 @@
+// switchyard: one executable, subcommands. Exit codes are documented in README.md.
+#include <mpi.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "train/bench.h"
+#include "train/trainer.h"
+
+namespace {
+
+struct ConfigArgs {
+  std::string path;
+  std::vector<std::string> overrides;
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("-c,--config", path, "YAML config file")->required();
+    cmd->add_option("--set", overrides, "override a config key: --set optim.lr=1e-3 (repeatable)")
+        ->take_all();
+  }
+};
+
+int run(int argc, char** argv, int rank) {
+  CLI::App app{"switchyard: sparse Mixture-of-Experts Transformer pre-training"};
+  app.set_version_flag("--version", std::string("switchyard ") + SWITCHYARD_VERSION);
+  app.require_subcommand(1);
+  bool verbose = false;
+  app.add_flag("-v,--verbose", verbose, "debug logging");
+
+  ConfigArgs train_args, bench_args;
+  CLI::App* train = app.add_subcommand("train", "train a model from a config");
+  train_args.add_to(train);
+
+  CLI::App* bench = app.add_subcommand("bench", "benchmark one training step of a config");
+  bench_args.add_to(bench);
+  std::vector<std::string> benchmark_flags;
+  bench->add_option("--benchmark", benchmark_flags,
+                    "flags for Google Benchmark, e.g. --benchmark=--benchmark_repetitions=3");
+
+  CLI::App* check = app.add_subcommand("check-config", "validate a config and print it resolved");
+  ConfigArgs check_args;
+  check_args.add_to(check);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0.
+    const int code = app.exit(e);
+    return code == 0 ? 0 : static_cast<int>(sy::ExitCode::bad_input);
+  }
+  int world = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  sy::init_logging(rank, world, verbose);
+
+  if (*train) {
+    const sy::Config cfg = sy::load_config(train_args.path, train_args.overrides);
+    auto ops = sy::make_ops(cfg.backend);
+    sy::Trainer trainer(cfg, *ops);
+    trainer.run();
+  } else if (*bench) {
+    const sy::Config cfg = sy::load_config(bench_args.path, bench_args.overrides);
+    return sy::run_bench(cfg, benchmark_flags);
+  } else if (*check) {
+    const sy::Config cfg = sy::load_config(check_args.path, check_args.overrides);
+    if (rank == 0) std::fputs(sy::to_yaml(cfg).c_str(), stdout);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  int code = 0;
+  try {
+    code = run(argc, argv, rank);
+  } catch (const sy::Error& e) {
+    // Errors every rank detects alike (bad config, bad input): each rank leaves
+    // with the same code; rank 0 says why.
+    if (rank == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    code = static_cast<int>(e.code());
+  } catch (const std::exception& e) {
+    sy::fatal(sy::ExitCode::internal, std::string("unexpected error: ") + e.what());
+  }
+  sy::flush_logs();
+  MPI_Finalize();
+  return code;
+}

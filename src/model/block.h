@@ -1,0 +1,32 @@
+#pragma once
+// A pre-norm Transformer block: x += Attn(Norm(x)); x += FFN(Norm(x)).
+#include <memory>
+#include <string>
+
+#include "model/attention.h"
+#include "model/layer.h"
+#include "model/norm.h"
+
+namespace sy {
+
+class Block {
+ public:
+  Block(LayerEnv env, const std::string& prefix, const ModelConfig& cfg,
+        std::unique_ptr<FeedForward> ffn);
+  void allocate(Arena& arena, int64_t batch, int64_t seq, const BackwardScratch& scratch);
+  // x [B, T, C] → out; x must stay alive until backward.
+  void forward(const Tensor& x);
+  // dres holds ∂L/∂out on entry and ∂L/∂x on return (updated in place).
+  void backward(Tensor dres, BackwardScratch& s);
+
+  Tensor out;  // [B, T, C]
+
+ private:
+  LayerEnv env_;
+  Norm norm1_, norm2_;
+  Attention attn_;
+  std::unique_ptr<FeedForward> ffn_;
+  Tensor mid_;  // [B, T, C]  x + Attn(Norm(x))
+};
+
+}  // namespace sy

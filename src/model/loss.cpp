@@ -1,0 +1,21 @@
+#include "model/loss.h"
+
+namespace sy {
+
+void CrossEntropyLoss::allocate(Arena& arena, int64_t n_tokens) {
+  loss_ = arena.make(env_.dtype, {n_tokens});
+  nll_ = arena.make(env_.dtype, {n_tokens});
+  lse_ = arena.make(env_.dtype, {n_tokens});
+}
+
+LossSums CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, int64_t count) {
+  targets_ = targets;
+  env_.ops.cross_entropy_forward(loss_, nll_, lse_, logits, targets, smoothing_);
+  return {env_.ops.sum(loss_), env_.ops.sum(nll_), count};
+}
+
+void CrossEntropyLoss::backward(Tensor logits, double scale) {
+  env_.ops.cross_entropy_backward(logits, logits, lse_, targets_, smoothing_, scale);
+}
+
+}  // namespace sy

@@ -1,0 +1,91 @@
+#include "model/transformer.h"
+
+#include <cmath>
+#include <string>
+
+#include "core/errors.h"
+#include "model/glu_ffn.h"
+
+namespace sy {
+
+Transformer::Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothing, DType dtype)
+    : ops_(ops),
+      cfg_(cfg),
+      dtype_(dtype),
+      params_(ops, dtype),
+      env_{ops, params_, dtype},
+      embed_(env_, cfg),
+      norm_f_(env_, "norm_f", cfg.norm, cfg.d_model, cfg.norm_eps),
+      loss_(env_, label_smoothing),
+      arena_(ops) {
+  const double out_std = cfg.init_std / std::sqrt(2.0 * cfg.n_layers);
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    const std::string prefix = "blocks." + std::to_string(l);
+    auto ffn = std::make_unique<GluFfn>(env_, prefix + ".ffn", cfg.d_model, cfg.d_ff,
+                                        cfg.activation, cfg.init_std, out_std);
+    blocks_.push_back(std::make_unique<Block>(env_, prefix, cfg, std::move(ffn)));
+  }
+  if (!cfg.tie_embeddings)
+    head_ = params_.add("head.weight", {cfg.vocab_size, cfg.d_model}, Init::normal, cfg.init_std);
+  params_.allocate();
+}
+
+void Transformer::allocate(int64_t batch, int64_t seq) {
+  SY_CHECK(batch_ == 0, "allocate() called twice");
+  SY_CHECK(seq <= cfg_.max_seq, "seq {} exceeds model.max_seq {}", seq, cfg_.max_seq);
+  batch_ = batch;
+  seq_ = seq;
+  const int64_t N = batch * seq, C = cfg_.d_model, H = cfg_.d_ff, NH = cfg_.n_heads;
+  scratch_.dln = arena_.make(dtype_, {N, C});
+  scratch_.datt = arena_.make(dtype_, {N, C});
+  scratch_.dqkv = arena_.make(dtype_, {N, 3 * C});
+  scratch_.dhid = arena_.make(dtype_, {N, H});
+  scratch_.dag = arena_.make(dtype_, {N, 2 * H});
+  for (Tensor* t : {&scratch_.dq, &scratch_.dk, &scratch_.dv})
+    *t = arena_.make(dtype_, {batch, NH, seq, C / NH});
+  scratch_.dprobs = arena_.make(dtype_, {batch, NH, seq, seq});
+  ids_ = arena_.make(DType::i32, {batch, seq});
+  targets_ = arena_.make(DType::i32, {N});
+  embed_.allocate(arena_, batch, seq);
+  for (auto& b : blocks_) b->allocate(arena_, batch, seq, scratch_);
+  norm_f_.allocate(arena_, N);
+  logits_ = arena_.make(dtype_, {N, cfg_.vocab_size});
+  loss_.allocate(arena_, N);
+  dres_ = arena_.make(dtype_, {batch, seq, C});
+}
+
+LossSums Transformer::forward(const int32_t* ids, const int32_t* targets) {
+  SY_CHECK(batch_ > 0, "forward() before allocate()");
+  const int64_t N = batch_ * seq_, C = cfg_.d_model;
+  int64_t count = 0;
+  for (int64_t i = 0; i < N; ++i) count += targets[i] >= 0;
+  ops_.from_host(ids_, ids);
+  ops_.from_host(targets_, targets);
+  embed_.forward(ids_);
+  const Tensor* x = &embed_.out;
+  for (auto& b : blocks_) {
+    b->forward(*x);
+    x = &b->out;
+  }
+  norm_f_.forward(x->view({N, C}));
+  const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
+  ops_.gemm(false, true, N, cfg_.vocab_size, C, 1.0, norm_f_.out, params_.value(head), 0.0,
+            logits_);
+  return loss_.forward(logits_, targets_, count);
+}
+
+void Transformer::backward(double grad_scale) {
+  const int64_t N = batch_ * seq_, C = cfg_.d_model, V = cfg_.vocab_size;
+  loss_.backward(logits_, grad_scale);  // logits_ now holds dlogits
+  const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
+  // logits = h · headᵀ:  dhead += dlogitsᵀ · h;  dh = dlogits · head
+  ops_.gemm(true, false, V, C, N, 1.0, logits_, norm_f_.out, 1.0, params_.grad(head));
+  Tensor dh = scratch_.dln.view({N, C});
+  ops_.gemm(false, false, N, C, V, 1.0, logits_, params_.value(head), 0.0, dh);
+  ops_.fill(dres_, 0.0);
+  norm_f_.backward(dh, dres_.view({N, C}));
+  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) (*it)->backward(dres_, scratch_);
+  embed_.backward(dres_);
+}
+
+}  // namespace sy

@@ -1,0 +1,51 @@
+#pragma once
+// The whole model: embedding → blocks → final norm → output projection → loss.
+// Written for one device; parallelism is applied outside it (by the trainer).
+#include <memory>
+#include <vector>
+
+#include "model/block.h"
+#include "model/embedding.h"
+#include "model/loss.h"
+#include "model/model_config.h"
+#include "model/norm.h"
+
+namespace sy {
+
+class Transformer {
+ public:
+  // Registers every parameter; allocate() then sizes activations for one micro-batch.
+  Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothing, DType dtype = DType::f32);
+  void allocate(int64_t batch, int64_t seq);
+  void init_params(uint64_t seed) { params_.initialize(seed); }
+
+  // ids, targets: host i32 [B, T] (target < 0: no loss at that position).
+  LossSums forward(const int32_t* ids, const int32_t* targets);
+  // Accumulates gradients of grad_scale·Σ loss into params().grads().
+  void backward(double grad_scale);
+
+  ParamStore& params() { return params_; }
+  const ModelConfig& config() const { return cfg_; }
+  Tensor logits() const { return logits_; }  // [B·T, V] after forward
+  size_t activation_bytes() const { return arena_.bytes(); }
+
+ private:
+  Ops& ops_;
+  ModelConfig cfg_;
+  DType dtype_;
+  ParamStore params_;
+  LayerEnv env_;
+  Embedding embed_;
+  std::vector<std::unique_ptr<Block>> blocks_;
+  Norm norm_f_;
+  ParamId head_ = -1;  // [V, C] when not tied to the token embedding
+  CrossEntropyLoss loss_;
+  Arena arena_;
+  BackwardScratch scratch_;
+  Tensor ids_, targets_;  // i32 [B, T]
+  Tensor logits_;         // [B·T, V]; holds ∂L/∂logits after backward starts
+  Tensor dres_;           // [B, T, C] residual-stream gradient
+  int64_t batch_ = 0, seq_ = 0;
+};
+
+}  // namespace sy

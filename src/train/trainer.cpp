@@ -1,0 +1,155 @@
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/timer.h"
+#include "optim/schedule.h"
+
+namespace sy {
+
+Trainer::Trainer(const Config& cfg, Ops& ops) : cfg_(cfg), ops_(ops) {
+  ops_.set_threads(static_cast<int>(cfg.threads));
+  streams_ = load_streams(cfg.data, cfg.model.vocab_size, cfg.seed);
+  const bool mlm = cfg.model.arch == Arch::encoder;
+  train_data_ = std::make_unique<Batcher>(streams_.train, cfg.train.batch_size, cfg.train.seq_len,
+                                          mlm, cfg.model.vocab_size, cfg.data.mask_prob, cfg.seed);
+  eval_data_ = std::make_unique<Batcher>(streams_.eval, cfg.train.batch_size, cfg.train.seq_len,
+                                         mlm, cfg.model.vocab_size, cfg.data.mask_prob, cfg.seed);
+  model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing);
+  model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
+  model_->init_params(cfg.seed);
+  std::vector<OptimParam> params;
+  ParamStore& ps = model_->params();
+  for (ParamId i = 0; i < ps.size(); ++i) params.push_back({ps.value(i), ps.grad(i), ps.spec(i).decay});
+  adam_ = std::make_unique<Adam>(ops, cfg.optim, std::move(params));
+}
+
+double Trainer::flops_per_token() const {
+  return cfg_.model.train_flops_per_token(cfg_.train.seq_len);
+}
+
+StepStats Trainer::train_step(int64_t step) {
+  const Batch& b = train_data_->train_batch(step);
+  ParamStore& ps = model_->params();
+  ps.zero_grads();
+  const LossSums sums = model_->forward(b.ids.data(), b.targets.data());
+  StepStats s;
+  s.targets = sums.count;
+  s.loss = sums.count ? sums.loss / static_cast<double>(sums.count) : 0.0;
+  s.nll = sums.count ? sums.nll / static_cast<double>(sums.count) : 0.0;
+  model_->backward(sums.count ? 1.0 / static_cast<double>(sums.count) : 0.0);
+  s.grad_norm = global_grad_norm(ops_, {ps.grads()});
+  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
+    fatalf(ExitCode::non_finite, "step {}: non-finite loss ({}) or gradient norm ({}); "
+           "try a lower optim.lr or stronger optim.grad_clip", step, s.loss, s.grad_norm);
+  s.lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
+  adam_->step(s.lr, clip_factor(s.grad_norm, cfg_.optim.grad_clip));
+  return s;
+}
+
+EvalStats Trainer::evaluate() {
+  double nll = 0;
+  int64_t count = 0;
+  for (int64_t i = 0; i < cfg_.train.eval_batches; ++i) {
+    const Batch& b = eval_data_->eval_batch(i);
+    const LossSums s = model_->forward(b.ids.data(), b.targets.data());
+    nll += s.nll;
+    count += s.count;
+  }
+  EvalStats e;
+  e.targets = count;
+  e.nll = count ? nll / static_cast<double>(count) : 0.0;
+  e.ppl = std::exp(e.nll);
+  return e;
+}
+
+void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
+                       const EvalStats* eval) {
+  nlohmann::json j;
+  j["step"] = step;
+  j["loss"] = s.loss;
+  j["nll"] = s.nll;
+  j["ppl"] = std::exp(s.nll);
+  j["lr"] = s.lr;
+  j["grad_norm"] = s.grad_norm;
+  j["tokens_per_s"] = tokens_per_s;
+  j["gflops"] = tokens_per_s * flops_per_token() * 1e-9;
+  if (eval) {
+    j["val_nll"] = eval->nll;
+    j["val_ppl"] = eval->ppl;
+  }
+  metrics_.write(j);
+}
+
+TrainResult Trainer::run() {
+  namespace fs = std::filesystem;
+  const TrainConfig& t = cfg_.train;
+  std::error_code ec;
+  fs::create_directories(cfg_.run.dir, ec);
+  if (ec)
+    throw Error(ExitCode::bad_input,
+                "run.dir: cannot create '" + cfg_.run.dir + "': " + ec.message());
+  add_log_file(cfg_.run.dir + "/log.txt");
+  std::ofstream(cfg_.run.dir + "/config.yaml") << to_yaml(cfg_);
+  metrics_ = MetricsWriter(cfg_.run.dir + "/metrics.jsonl");
+
+  const ParamStore& ps = model_->params();
+  log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}",
+           cfg_.model.arch == Arch::decoder ? "decoder" : "encoder",
+           fmt::format("{}L×{}d×{}h", cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads),
+           ps.numel(), model_->activation_bytes() / 1e6, ops_.name());
+  log_info("data: {} training tokens, {} held out{}", streams_.train.size(), streams_.eval.size(),
+           streams_.entropy_bits >= 0
+               ? fmt::format(" (source entropy ≈ {:.3f} nats/token)", streams_.entropy_bits * std::log(2.0))
+               : "");
+  log_info("run directory: {}", cfg_.run.dir);
+
+  const bool tty = cfg_.run.progress && isatty(STDERR_FILENO);
+  TrainResult r;
+  Timer total, window;
+  int64_t window_tokens = 0;
+  for (int64_t step = 0; step < t.steps; ++step) {
+    const StepStats s = train_step(step);
+    window_tokens += t.batch_size * t.seq_len;
+    const bool last = step + 1 == t.steps;
+    const bool do_eval = last || (t.eval_every > 0 && (step + 1) % t.eval_every == 0);
+    const bool do_log = do_eval || step % cfg_.run.log_every == 0;
+    EvalStats e;
+    if (do_eval) e = evaluate();
+    if (do_log) {
+      const double tps = window_tokens / std::max(window.seconds(), 1e-9);
+      log_step(step, s, tps, do_eval ? &e : nullptr);
+      const double eta = (t.steps - step - 1) * (total.seconds() / (step + 1));
+      const std::string line =
+          fmt::format("step {:>6}/{} | loss {:.4f} | nll {:.4f} | lr {:.2e} | |g| {:.3f} | {:.0f} tok/s "
+                      "| ETA {:.0f}s{}",
+                      step + 1, t.steps, s.loss, s.nll, s.lr, s.grad_norm, tps, eta,
+                      do_eval ? fmt::format(" | val ppl {:.3f}", e.ppl) : "");
+      if (tty) {  // a live line on the terminal; the log file still gets every line
+        fmt::print(stderr, "\r{}\033[K{}", line, do_eval ? "\n" : "");
+        log_debug("{}", line);
+      } else {
+        log_info("{}", line);
+      }
+      r.tokens_per_s = tps;
+      window.reset();
+      window_tokens = 0;
+    }
+    r.last = s;
+    if (do_eval) r.eval = e;
+    r.steps = step + 1;
+  }
+  log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}", r.steps,
+           total.seconds(), r.eval.nll, r.eval.ppl);
+  return r;
+}
+
+}  // namespace sy

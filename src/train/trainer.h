@@ -1,0 +1,62 @@
+#pragma once
+// The training loop: data → forward → backward → clip → Adam(W), with evaluation,
+// metrics.jsonl, a log and a progress line.
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "data/batcher.h"
+#include "data/token_stream.h"
+#include "model/transformer.h"
+#include "optim/adam.h"
+#include "train/metrics.h"
+
+namespace sy {
+
+struct StepStats {
+  double loss = 0;       // label-smoothed, mean over target tokens
+  double nll = 0;        // unsmoothed, mean over target tokens
+  int64_t targets = 0;   // tokens with a target
+  double grad_norm = 0;  // before clipping
+  double lr = 0;
+};
+
+struct EvalStats {
+  double nll = 0;  // mean over evaluated target tokens
+  double ppl = 0;
+  int64_t targets = 0;
+};
+
+struct TrainResult {
+  int64_t steps = 0;
+  StepStats last;
+  EvalStats eval;
+  double tokens_per_s = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const Config& cfg, Ops& ops);
+  // One optimizer step on batch `step` of the training stream.
+  StepStats train_step(int64_t step);
+  EvalStats evaluate();
+  // The whole run: writes config.yaml, metrics.jsonl and log.txt under cfg.run.dir.
+  TrainResult run();
+
+  Transformer& model() { return *model_; }
+  const Config& config() const { return cfg_; }
+  double flops_per_token() const;
+
+ private:
+  void log_step(int64_t step, const StepStats& s, double tokens_per_s, const EvalStats* eval);
+  Config cfg_;
+  Ops& ops_;
+  TokenStreams streams_;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<Adam> adam_;
+  std::unique_ptr<Batcher> train_data_, eval_data_;
+  MetricsWriter metrics_;
+};
+
+}  // namespace sy
