@@ -2,6 +2,9 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -287,6 +290,14 @@ Config parse_config(const std::string& yaml_text, const std::string& origin,
     errors.push_back(where.of(pr.key, origin + " (default)") + ": " + pr.key + " = " + pr.value +
                      ": " + pr.rule);
   if (!errors.empty()) {
+    // In the order they stand in the file; --set and defaults after it.
+    auto line_of = [&](const std::string& e) {
+      if (e.compare(0, origin.size() + 1, origin + ":") != 0) return INT32_MAX;
+      return std::atoi(e.c_str() + origin.size() + 1);
+    };
+    std::stable_sort(errors.begin(), errors.end(), [&](const std::string& a, const std::string& b) {
+      return line_of(a) < line_of(b);
+    });
     std::string msg = fmt::format("{} problem{} in config {}:", errors.size(),
                                   errors.size() == 1 ? "" : "s", origin);
     for (const std::string& e : errors) msg += "\n  " + e;

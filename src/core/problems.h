@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <spdlog/fmt/fmt.h>
+
 namespace sy {
 
 struct Problem {
@@ -30,9 +32,8 @@ class Problems {
  private:
   template <class V>
   static std::string to_text(const V& v) {
-    if constexpr (std::is_same_v<V, std::string>) return v;
-    else if constexpr (std::is_same_v<V, bool>) return v ? "true" : "false";
-    else return std::to_string(v);
+    if constexpr (std::is_same_v<V, bool>) return v ? "true" : "false";
+    else return fmt::format("{}", v);
   }
   std::vector<Problem> list_;
 };

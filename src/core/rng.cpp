@@ -59,7 +59,7 @@ uint64_t RngStream::below(uint64_t index, uint64_t n) const {
 }
 
 uint64_t hash64(const char* s) {
-  uint64_t h = 1469598103934665603ull;
+  uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a 64-bit offset basis
   for (; *s; ++s) {
     h ^= static_cast<unsigned char>(*s);
     h *= 1099511628211ull;
