@@ -31,15 +31,25 @@ int64_t Tensor::numel() const {
   return n;
 }
 
-Tensor Tensor::view(std::initializer_list<int64_t> shape, int64_t offset) const {
-  return view(std::vector<int64_t>(shape), offset);
+template <class It>
+static int fill_dims(int64_t* dims, It begin, It end) {
+  int n = 0;
+  for (It it = begin; it != end; ++it) {
+    SY_CHECK(n < kMaxDims, "a tensor has at most {} dims", kMaxDims);
+    dims[n++] = *it;
+  }
+  return n;
 }
 
-Tensor Tensor::view(const std::vector<int64_t>& shape, int64_t offset) const {
-  SY_CHECK(static_cast<int>(shape.size()) <= kMaxDims, "at most {} dims", kMaxDims);
+// (Assigned in the body: dims is declared after ndim, so a member initialiser of
+// ndim would run before dims' own default initialiser wiped what it wrote.)
+Shape::Shape(std::initializer_list<int64_t> d) { ndim = fill_dims(dims, d.begin(), d.end()); }
+Shape::Shape(const std::vector<int64_t>& d) { ndim = fill_dims(dims, d.begin(), d.end()); }
+
+Tensor Tensor::view(const Shape& shape, int64_t offset) const {
   Tensor t = *this;
-  t.ndim = static_cast<int>(shape.size());
-  for (int i = 0; i < kMaxDims; ++i) t.dims[i] = i < t.ndim ? shape[i] : 0;
+  t.ndim = shape.ndim;
+  for (int i = 0; i < kMaxDims; ++i) t.dims[i] = shape.dims[i];
   SY_CHECK(offset >= 0 && offset + t.numel() <= numel(),
            "view {} at offset {} does not fit in {}", t.shape_str(), offset, shape_str());
   t.ptr = static_cast<char*>(ptr) + offset * static_cast<int64_t>(dtype_size(dtype));

@@ -20,6 +20,14 @@ const char* device_name(Device d);
 
 constexpr int kMaxDims = 4;
 
+// A shape of up to kMaxDims dims, held inline: making a view never allocates.
+struct Shape {
+  int ndim = 0;
+  int64_t dims[kMaxDims] = {0, 0, 0, 0};
+  Shape(std::initializer_list<int64_t> d);
+  Shape(const std::vector<int64_t>& d);  // NOLINT: implicit on purpose
+};
+
 struct Tensor {
   void* ptr = nullptr;
   DType dtype = DType::f32;
@@ -36,8 +44,7 @@ struct Tensor {
     return static_cast<T*>(ptr);
   }
   // A view of `shape` starting `offset` elements into this one; must fit inside.
-  Tensor view(std::initializer_list<int64_t> shape, int64_t offset = 0) const;
-  Tensor view(const std::vector<int64_t>& shape, int64_t offset = 0) const;
+  Tensor view(const Shape& shape, int64_t offset = 0) const;
   // The same memory seen as a flat vector.
   Tensor flat() const { return view({numel()}); }
   std::string shape_str() const;  // "[2, 3]"

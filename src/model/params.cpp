@@ -52,17 +52,17 @@ Tensor ParamStore::value(ParamId id) const { return values_.view(specs_[id].shap
 Tensor ParamStore::grad(ParamId id) const { return grads_.view(specs_[id].shape, specs_[id].offset); }
 
 Tensor ParamStore::span(const Tensor& flat, ParamId first, ParamId last,
-                        std::vector<int64_t> shape) const {
+                        const Shape& shape) const {
   const int64_t begin = specs_[first].offset, end = specs_[last].offset + specs_[last].numel;
   Tensor t = flat.view({end - begin}, begin);
   return t.view(shape);
 }
 
-Tensor ParamStore::value_span(ParamId first, ParamId last, std::vector<int64_t> shape) const {
-  return span(values_, first, last, std::move(shape));
+Tensor ParamStore::value_span(ParamId first, ParamId last, const Shape& shape) const {
+  return span(values_, first, last, shape);
 }
-Tensor ParamStore::grad_span(ParamId first, ParamId last, std::vector<int64_t> shape) const {
-  return span(grads_, first, last, std::move(shape));
+Tensor ParamStore::grad_span(ParamId first, ParamId last, const Shape& shape) const {
+  return span(grads_, first, last, shape);
 }
 
 ParamId ParamStore::find(const std::string& name) const {

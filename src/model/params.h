@@ -42,8 +42,8 @@ class ParamStore {
   Tensor value(ParamId id) const;
   Tensor grad(ParamId id) const;
   // [first..last] registered consecutively, seen as one tensor of `shape`.
-  Tensor value_span(ParamId first, ParamId last, std::vector<int64_t> shape) const;
-  Tensor grad_span(ParamId first, ParamId last, std::vector<int64_t> shape) const;
+  Tensor value_span(ParamId first, ParamId last, const Shape& shape) const;
+  Tensor grad_span(ParamId first, ParamId last, const Shape& shape) const;
   Tensor values() const { return values_; }  // all, flat
   Tensor grads() const { return grads_; }    // all, flat
 
@@ -55,7 +55,7 @@ class ParamStore {
   Ops& ops() const { return *ops_; }
 
  private:
-  Tensor span(const Tensor& flat, ParamId first, ParamId last, std::vector<int64_t> shape) const;
+  Tensor span(const Tensor& flat, ParamId first, ParamId last, const Shape& shape) const;
   Ops* ops_;
   DType dtype_;
   std::vector<ParamSpec> specs_;

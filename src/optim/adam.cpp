@@ -37,7 +37,7 @@ void Adam::step(double lr, double grad_scale) {
   }
 }
 
-double global_grad_norm(Ops& ops, const std::vector<Tensor>& grads) {
+double global_grad_norm(Ops& ops, std::initializer_list<Tensor> grads) {
   double s = 0;
   for (const Tensor& g : grads) s += ops.sum_squares(g);
   return std::sqrt(s);

@@ -34,7 +34,7 @@ class Adam {
 };
 
 // √(Σ ‖g‖²) over all of `grads` (accumulated in double).
-double global_grad_norm(Ops& ops, const std::vector<Tensor>& grads);
+double global_grad_norm(Ops& ops, std::initializer_list<Tensor> grads);
 // Factor that brings a gradient of norm `norm` down to `max_norm` (1 if already
 // below, or if max_norm is 0 = clipping off).
 double clip_factor(double norm, double max_norm);

@@ -2,6 +2,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <unistd.h>
+
 #include <map>
 #include <memory>
 
@@ -14,10 +16,11 @@ namespace {
 // Keeps each benchmark's counters for the summary while printing as usual.
 class CapturingReporter : public benchmark::ConsoleReporter {
  public:
+  CapturingReporter() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Defaults : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs)
       if (r.run_type == Run::RT_Iteration || r.aggregate_name == "median")
-        for (const auto& [name, c] : r.counters) results[r.benchmark_name()][name] = c.value;
+        for (const auto& [name, c] : r.counters) results[r.run_name.function_name][name] = c.value;
     ConsoleReporter::ReportRuns(runs);
   }
   std::map<std::string, std::map<std::string, double>> results;

@@ -2,6 +2,7 @@
 // (batch, head) pairs and a row softmax with the causal mask folded in.
 #include <cmath>
 
+#include "backend/cpu/cpu_math.h"
 #include "backend/cpu/cpu_ops_impl.h"
 
 namespace sy {
@@ -65,7 +66,7 @@ void masked_softmax(T* p, int64_t rows, int64_t Tn, bool causal) {
     T mx = row[0];
     for (int64_t j = 1; j < n; ++j) mx = row[j] > mx ? row[j] : mx;
     T s = 0;
-    for (int64_t j = 0; j < n; ++j) s += (row[j] = std::exp(row[j] - mx));
+    for (int64_t j = 0; j < n; ++j) s += (row[j] = cpu::exp_fast(row[j] - mx));
     const T inv = T(1) / s;
     for (int64_t j = 0; j < n; ++j) row[j] *= inv;
     for (int64_t j = n; j < Tn; ++j) row[j] = 0;

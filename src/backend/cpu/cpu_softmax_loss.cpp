@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_math.h"
 
 namespace sy::cpu {
 
@@ -13,7 +14,7 @@ void softmax_forward(T* out, const T* x, int64_t rows, int64_t cols) {
     T mx = xi[0];
     for (int64_t c = 1; c < cols; ++c) mx = xi[c] > mx ? xi[c] : mx;
     T s = 0;
-    for (int64_t c = 0; c < cols; ++c) s += (oi[c] = std::exp(xi[c] - mx));
+    for (int64_t c = 0; c < cols; ++c) s += (oi[c] = exp_fast(xi[c] - mx));
     const T inv = T(1) / s;
     for (int64_t c = 0; c < cols; ++c) oi[c] *= inv;
   }
@@ -39,12 +40,14 @@ void cross_entropy_forward(T* loss, T* nll, T* lse, const T* logits, const int32
   for (int64_t i = 0; i < N; ++i) {
     const T* z = logits + i * V;
     T mx = z[0], sum_z = 0;
+#pragma omp simd reduction(max : mx) reduction(+ : sum_z)
     for (int64_t v = 0; v < V; ++v) {
       mx = z[v] > mx ? z[v] : mx;
       sum_z += z[v];
     }
     T s = 0;
-    for (int64_t v = 0; v < V; ++v) s += std::exp(z[v] - mx);
+    #pragma omp simd reduction(+ : s)
+    for (int64_t v = 0; v < V; ++v) s += exp_fast(z[v] - mx);
     const T l = mx + std::log(s);
     lse[i] = l;
     if (targets[i] < 0) {
@@ -71,7 +74,8 @@ void cross_entropy_backward(T* dlogits, const T* logits, const T* lse, const int
       continue;
     }
     const T l = lse[i];
-    for (int64_t v = 0; v < V; ++v) d[v] = scale * (std::exp(z[v] - l) - uniform);
+    #pragma omp simd
+    for (int64_t v = 0; v < V; ++v) d[v] = scale * (exp_fast(z[v] - l) - uniform);
     d[y] -= scale * (T(1) - smoothing);
   }
 }
