@@ -12,10 +12,11 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "optim/schedule.h"
+#include "train/faults.h"
 
 namespace sy {
 
-Trainer::Trainer(const Config& cfg, Ops& ops) : cfg_(cfg), ops_(ops) {
+Trainer::Trainer(const Config& cfg, Ops& ops, int rank) : cfg_(cfg), ops_(ops), rank_(rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));
   streams_ = load_streams(cfg.data, cfg.model.vocab_size, cfg.seed);
   const bool mlm = cfg.model.arch == Arch::encoder;
@@ -37,6 +38,7 @@ double Trainer::flops_per_token() const {
 }
 
 StepStats Trainer::train_step(int64_t step) {
+  maybe_inject_fault(rank_, step);
   const Batch& b = train_data_->train_batch(step);
   ParamStore& ps = model_->params();
   ps.zero_grads();
@@ -98,8 +100,10 @@ TrainResult Trainer::run() {
     throw Error(ExitCode::bad_input,
                 "run.dir: cannot create '" + cfg_.run.dir + "': " + ec.message());
   add_log_file(cfg_.run.dir + "/log.txt");
-  std::ofstream(cfg_.run.dir + "/config.yaml") << to_yaml(cfg_);
-  metrics_ = MetricsWriter(cfg_.run.dir + "/metrics.jsonl");
+  if (rank_ == 0) {
+    std::ofstream(cfg_.run.dir + "/config.yaml") << to_yaml(cfg_);
+    metrics_ = MetricsWriter(cfg_.run.dir + "/metrics.jsonl");
+  }
 
   const ParamStore& ps = model_->params();
   log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}",

@@ -37,7 +37,8 @@ struct TrainResult {
 
 class Trainer {
  public:
-  Trainer(const Config& cfg, Ops& ops);
+  // rank: this process's rank; rank 0 writes the run directory's files.
+  Trainer(const Config& cfg, Ops& ops, int rank = 0);
   // One optimizer step on batch `step` of the training stream.
   StepStats train_step(int64_t step);
   EvalStats evaluate();
@@ -52,6 +53,7 @@ class Trainer {
   void log_step(int64_t step, const StepStats& s, double tokens_per_s, const EvalStats* eval);
   Config cfg_;
   Ops& ops_;
+  int rank_;
   TokenStreams streams_;
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<Adam> adam_;

@@ -1,0 +1,11 @@
+#pragma once
+// Fault injection for tests of the failure paths. SWITCHYARD_INJECT_FAULT names a
+// rank and a step ("rank=1,step=3"); that rank dies there through the fatal path,
+// as a real failure would. Unset (always, outside tests): nothing happens.
+#include <cstdint>
+
+namespace sy {
+
+void maybe_inject_fault(int rank, int64_t step);
+
+}  // namespace sy
