@@ -10,7 +10,9 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/version.h"
+#include "data/prepare.h"
 #include "train/bench.h"
+#include "train/evaluate.h"
 #include "train/trainer.h"
 
 namespace {
@@ -42,6 +44,19 @@ int run(int argc, char** argv, int rank) {
   bench->add_option("--benchmark", benchmark_flags,
                     "flags for Google Benchmark, e.g. --benchmark=--benchmark_repetitions=3");
 
+  CLI::App* prepare = app.add_subcommand(
+      "prepare", "corpus (prepare.input) → tokenizer + token shards (in data.path)");
+  ConfigArgs prepare_args;
+  prepare_args.add_to(prepare);
+
+  CLI::App* eval = app.add_subcommand("eval", "evaluate a finished run's model on a split");
+  std::string eval_run, eval_split = "val";
+  std::vector<std::string> eval_overrides;
+  eval->add_option("--run", eval_run, "the run directory (holds config.yaml, model.safetensors)")
+      ->required();
+  eval->add_option("--split", eval_split, "val or test")->check(CLI::IsMember({"val", "test"}));
+  eval->add_option("--set", eval_overrides, "override a config key (e.g. data.path=...)")->take_all();
+
   CLI::App* check = app.add_subcommand("check-config", "validate a config and print it resolved");
   ConfigArgs check_args;
   check_args.add_to(check);
@@ -65,6 +80,16 @@ int run(int argc, char** argv, int rank) {
   } else if (*bench) {
     const sy::Config cfg = sy::load_config(bench_args.path, bench_args.overrides);
     return sy::run_bench(cfg, benchmark_flags);
+  } else if (*prepare) {
+    const sy::Config cfg = sy::load_config(prepare_args.path, prepare_args.overrides);
+    if (cfg.prepare.input.empty())
+      throw sy::Error(sy::ExitCode::bad_input,
+                      prepare_args.path + ": prepare.input is not set (the corpus to prepare)");
+    if (rank == 0)
+      sy::prepare_dataset(cfg.prepare, cfg.data.path, cfg.model.vocab_size, cfg.seed,
+                          cfg.threads > 0 ? static_cast<int>(cfg.threads) : 2);
+  } else if (*eval) {
+    return sy::run_eval(eval_run, eval_split, eval_overrides, rank);
   } else if (*check) {
     const sy::Config cfg = sy::load_config(check_args.path, check_args.overrides);
     if (rank == 0) std::fputs(sy::to_yaml(cfg).c_str(), stdout);

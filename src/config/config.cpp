@@ -243,7 +243,8 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
   p.require(t.label_smoothing >= 0 && t.label_smoothing < 1, "train.label_smoothing",
             t.label_smoothing, "must be in [0, 1)");
   p.require(t.eval_every >= 0, "train.eval_every", t.eval_every, "must be >= 0 (0: at the end)");
-  p.require(t.eval_batches >= 1, "train.eval_batches", t.eval_batches, "must be positive");
+  p.require(t.eval_batches >= 0, "train.eval_batches", t.eval_batches,
+            "must be >= 0 (0: the whole split)");
   p.require(r.log_every >= 1, "run.log_every", r.log_every, "must be positive");
   p.require(!r.dir.empty(), "run.dir", r.dir, "must not be empty");
 }
@@ -255,6 +256,7 @@ void Config::validate(Problems& p) const {
   model.validate(p);
   optim.validate(p);
   data.validate(p);
+  prepare.validate(p);
   validate_train(train, run, p);
   p.require(train.seq_len <= model.max_seq, "train.seq_len", train.seq_len,
             "must not exceed model.max_seq (" + std::to_string(model.max_seq) + ")");

@@ -25,7 +25,7 @@ struct TrainConfig {
   int64_t seq_len = 256;
   double label_smoothing = 0.0;
   int64_t eval_every = 100;  // 0: only at the end
-  int64_t eval_batches = 8;
+  int64_t eval_batches = 8;  // 0: the whole evaluation split
 };
 
 struct Config {
@@ -36,6 +36,7 @@ struct Config {
   ModelConfig model;
   OptimConfig optim;
   DataConfig data;
+  PrepareConfig prepare;
   TrainConfig train;
 
   // Cross-section rules, then each section's own.

@@ -25,8 +25,14 @@ inline const Choices<OptimizerKind> kOptimizers = {{"adam", OptimizerKind::adam}
 inline const Choices<Schedule> kSchedules = {{"constant", Schedule::constant},
                                              {"inverse_sqrt", Schedule::inverse_sqrt},
                                              {"cosine", Schedule::cosine}};
-inline const Choices<DataSource> kSources = {{"synthetic", DataSource::synthetic},
+inline const Choices<DataSource> kSources = {{"prepared", DataSource::prepared},
+                                             {"synthetic", DataSource::synthetic},
                                              {"bytes", DataSource::bytes}};
+inline const Choices<CorpusFormat> kFormats = {{"auto", CorpusFormat::auto_detect},
+                                               {"text", CorpusFormat::text},
+                                               {"jsonl", CorpusFormat::jsonl}};
+inline const Choices<TokenizerKind> kTokenizers = {{"unigram", TokenizerKind::unigram},
+                                                   {"bpe", TokenizerKind::bpe}};
 inline const Choices<Device> kDevices = {{"cpu", Device::cpu}, {"cuda", Device::cuda}};
 
 // V provides: field(key, T&), choice(key, E&, choices), section(key, fn).
@@ -77,6 +83,17 @@ void visit_config(V& v, Config& c) {
     v.field("synthetic_branching", d.synthetic_branching);
     v.field("eval_fraction", d.eval_fraction);
     v.field("mask_prob", d.mask_prob);
+  });
+  v.section("prepare", [&] {
+    PrepareConfig& p = c.prepare;
+    v.field("input", p.input);
+    v.choice("format", p.format, kFormats);
+    v.choice("tokenizer", p.tokenizer, kTokenizers);
+    v.field("tokenizer_model", p.tokenizer_model);
+    v.field("val_fraction", p.val_fraction);
+    v.field("test_fraction", p.test_fraction);
+    v.field("max_shard_tokens", p.max_shard_tokens);
+    v.field("character_coverage", p.character_coverage);
   });
   v.section("train", [&] {
     TrainConfig& t = c.train;

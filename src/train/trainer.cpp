@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "checkpoint/model_io.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -16,14 +17,20 @@
 
 namespace sy {
 
-Trainer::Trainer(const Config& cfg, Ops& ops, int rank) : cfg_(cfg), ops_(ops), rank_(rank) {
+Trainer::Trainer(const Config& cfg, Ops& ops, int rank, const std::string& eval_split)
+    : cfg_(cfg), ops_(ops), rank_(rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));
-  streams_ = load_streams(cfg.data, cfg.model.vocab_size, cfg.seed);
-  const bool mlm = cfg.model.arch == Arch::encoder;
-  train_data_ = std::make_unique<Batcher>(streams_.train, cfg.train.batch_size, cfg.train.seq_len,
-                                          mlm, cfg.model.vocab_size, cfg.data.mask_prob, cfg.seed);
-  eval_data_ = std::make_unique<Batcher>(streams_.eval, cfg.train.batch_size, cfg.train.seq_len,
-                                         mlm, cfg.model.vocab_size, cfg.data.mask_prob, cfg.seed);
+  data_ = open_dataset(cfg.data, cfg.model.vocab_size, cfg.seed, eval_split);
+  LoaderOptions lo;
+  lo.batch = cfg.train.batch_size;
+  lo.seq = cfg.train.seq_len;
+  lo.seed = cfg.seed;
+  lo.masked_lm = cfg.model.arch == Arch::encoder;
+  lo.vocab = cfg.model.vocab_size;
+  lo.mask_id = data_.mask_id;
+  lo.mask_prob = cfg.data.mask_prob;
+  train_data_ = std::make_unique<Loader>(*data_.train, lo, "the training split of " + data_.name);
+  eval_data_ = std::make_unique<Loader>(*data_.eval, lo, "the " + eval_split + " split of " + data_.name);
   model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing);
   model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
   model_->init_params(cfg.seed);
@@ -39,7 +46,7 @@ double Trainer::flops_per_token() const {
 
 StepStats Trainer::train_step(int64_t step) {
   maybe_inject_fault(rank_, step);
-  const Batch& b = train_data_->train_batch(step);
+  const Batch& b = train_data_->next();
   ParamStore& ps = model_->params();
   ps.zero_grads();
   const LossSums sums = model_->forward(b.ids.data(), b.targets.data());
@@ -57,10 +64,13 @@ StepStats Trainer::train_step(int64_t step) {
   return s;
 }
 
-EvalStats Trainer::evaluate() {
+EvalStats Trainer::evaluate(int64_t max_batches) {
+  if (max_batches < 0) max_batches = cfg_.train.eval_batches;
+  const int64_t all = eval_data_->eval_batches();
+  const int64_t n = max_batches == 0 ? all : std::min(max_batches, all);
   double nll = 0;
   int64_t count = 0;
-  for (int64_t i = 0; i < cfg_.train.eval_batches; ++i) {
+  for (int64_t i = 0; i < n; ++i) {
     const Batch& b = eval_data_->eval_batch(i);
     const LossSums s = model_->forward(b.ids.data(), b.targets.data());
     nll += s.nll;
@@ -70,6 +80,8 @@ EvalStats Trainer::evaluate() {
   e.targets = count;
   e.nll = count ? nll / static_cast<double>(count) : 0.0;
   e.ppl = std::exp(e.nll);
+  e.words = static_cast<double>(count) * data_.eval_words_per_token;
+  e.word_ppl = e.words > 0 ? std::exp(nll / e.words) : 0.0;
   return e;
 }
 
@@ -87,6 +99,7 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   if (eval) {
     j["val_nll"] = eval->nll;
     j["val_ppl"] = eval->ppl;
+    if (eval->word_ppl > 0) j["val_word_ppl"] = eval->word_ppl;
   }
   metrics_.write(j);
 }
@@ -110,9 +123,10 @@ TrainResult Trainer::run() {
            cfg_.model.arch == Arch::decoder ? "decoder" : "encoder",
            fmt::format("{}L×{}d×{}h", cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads),
            ps.numel(), model_->activation_bytes() / 1e6, ops_.name());
-  log_info("data: {} training tokens, {} held out{}", streams_.train.size(), streams_.eval.size(),
-           streams_.entropy_bits >= 0
-               ? fmt::format(" (source entropy ≈ {:.3f} nats/token)", streams_.entropy_bits * std::log(2.0))
+  log_info("data: {}: {} training tokens ({} windows), {} in the {} split{}", data_.name,
+           data_.train->size(), train_data_->windows(), data_.eval->size(), data_.eval_split,
+           data_.entropy_bits >= 0
+               ? fmt::format(" (source entropy ≈ {:.3f} nats/token)", data_.entropy_bits * std::log(2.0))
                : "");
   log_info("run directory: {}", cfg_.run.dir);
 
@@ -151,8 +165,14 @@ TrainResult Trainer::run() {
     if (do_eval) r.eval = e;
     r.steps = step + 1;
   }
-  log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}", r.steps,
-           total.seconds(), r.eval.nll, r.eval.ppl);
+  log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}{}", r.steps,
+           total.seconds(), r.eval.nll, r.eval.ppl,
+           r.eval.word_ppl > 0 ? fmt::format(", per-word perplexity {:.2f}", r.eval.word_ppl) : "");
+  if (rank_ == 0) {
+    save_params(cfg_.run.dir + "/model.safetensors", model_->params(),
+                {{"format", "switchyard"}, {"step", std::to_string(r.steps)}});
+    log_info("final weights: {}/model.safetensors", cfg_.run.dir);
+  }
   return r;
 }
 

@@ -6,8 +6,8 @@
 #include <string>
 
 #include "config/config.h"
-#include "data/batcher.h"
-#include "data/token_stream.h"
+#include "data/dataset.h"
+#include "data/loader.h"
 #include "model/transformer.h"
 #include "optim/adam.h"
 #include "train/metrics.h"
@@ -25,7 +25,9 @@ struct StepStats {
 struct EvalStats {
   double nll = 0;  // mean over evaluated target tokens
   double ppl = 0;
+  double word_ppl = 0;  // exp(Σ nll / words), 0 when the data has no word count
   int64_t targets = 0;
+  double words = 0;     // words the evaluated targets stand for
 };
 
 struct TrainResult {
@@ -38,10 +40,12 @@ struct TrainResult {
 class Trainer {
  public:
   // rank: this process's rank; rank 0 writes the run directory's files.
-  Trainer(const Config& cfg, Ops& ops, int rank = 0);
+  // eval_split: the split evaluate() reads ("val", or "test" for prepared data).
+  Trainer(const Config& cfg, Ops& ops, int rank = 0, const std::string& eval_split = "val");
   // One optimizer step on batch `step` of the training stream.
   StepStats train_step(int64_t step);
-  EvalStats evaluate();
+  // Evaluates train.eval_batches batches of the evaluation split (0: all of it).
+  EvalStats evaluate(int64_t max_batches = -1);
   // The whole run: writes config.yaml, metrics.jsonl and log.txt under cfg.run.dir.
   TrainResult run();
 
@@ -54,10 +58,10 @@ class Trainer {
   Config cfg_;
   Ops& ops_;
   int rank_;
-  TokenStreams streams_;
+  Dataset data_;
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<Adam> adam_;
-  std::unique_ptr<Batcher> train_data_, eval_data_;
+  std::unique_ptr<Loader> train_data_, eval_data_;
   MetricsWriter metrics_;
 };
 

@@ -6,8 +6,8 @@ bin=$1 cfg=$2
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 run() {
-  "$bin" train -c "$cfg" --set run.dir="$dir/$1" --set train.steps=20 --set train.eval_every=10 \
-    --set train.eval_batches=2 --set run.log_every=5 --set model.n_layers=2 >"$dir/$1.out" 2>&1
+  "$bin" train -c "$cfg" --set run.dir="$dir/$1" --set train.steps=40 --set train.eval_every=20 \
+    --set train.eval_batches=2 --set run.log_every=5 --set optim.lr=3e-2 --set optim.warmup_steps=2 --set model.n_layers=1 >"$dir/$1.out" 2>&1
 }
 run a
 run b
@@ -15,7 +15,7 @@ for f in config.yaml log.txt metrics.jsonl; do
   [ -s "$dir/a/$f" ] || { echo "FAIL: $f missing or empty"; exit 1; }
 done
 lines=$(wc -l <"$dir/a/metrics.jsonl")
-[ "$lines" = 6 ] || { echo "FAIL: expected 6 metrics lines (steps 0,5,9,10,15,19), got $lines"; exit 1; }
+[ "$lines" = 10 ] || { echo "FAIL: expected 10 metrics lines (every 5th step, plus evaluations at 19 and 39), got $lines"; exit 1; }
 grep -q '"val_ppl"' "$dir/a/metrics.jsonl" || { echo "FAIL: no validation perplexity"; exit 1; }
 # Timing fields differ run to run; everything else must be identical.
 strip() { python3 -c 'import json,sys
@@ -28,7 +28,7 @@ fi
 python3 - "$dir/a/metrics.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-assert rows[-1]["loss"] < rows[0]["loss"] - 0.5, (rows[0]["loss"], rows[-1]["loss"])
+assert rows[-1]["loss"] < rows[0]["loss"] - 0.3, (rows[0]["loss"], rows[-1]["loss"])
 PY
 # The resolved config is a valid config that reproduces itself.
 "$bin" check-config -c "$dir/a/config.yaml" >"$dir/again.yaml"

@@ -37,7 +37,7 @@ TEST(Config, TableOfInvalidConfigs) {
       {"train:\n  seq_len: 512\n", "train.seq_len = 512: must not exceed model.max_seq (256)"},
       {"model: 5\n", "model = 5: must be a mapping"},
       {"train:\n  steps:\n", "train.steps = (empty): has no value"},
-      {"data:\n  source: bytes\n", "data.path = : is required when data.source is bytes"},
+      {"data:\n  source: bytes\n", "data.path = : is required unless data.source is synthetic"},
       {"optim:\n  schedule: linear\n", "must be one of: constant, inverse_sqrt, cosine"},
       {"model: {d_model: [1, 2]}\n", "model.d_model = (a list): must be an integer"},
       {"train:\n  label_smoothing: 1.0\n", "train.label_smoothing = 1: must be in [0, 1)"},

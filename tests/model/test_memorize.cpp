@@ -2,7 +2,7 @@
 // within a bounded number of steps, for the decoder and the masked-LM encoder.
 #include <gtest/gtest.h>
 
-#include "data/batcher.h"
+#include "data/loader.h"
 #include "model/model_fixture.h"
 #include "model/transformer.h"
 #include "optim/adam.h"
@@ -29,7 +29,7 @@ double train_on_fixed_batch(Arch arch, int steps) {
   std::vector<int32_t> ids(stream.begin(), stream.end() - 1), targets(stream.begin() + 1, stream.end());
   if (arch == Arch::encoder) {
     targets = ids;
-    mask_tokens(ids.data(), targets.data(), B * T, cfg.vocab_size, 0.3, 13, 0);
+    mask_tokens(ids.data(), targets.data(), B * T, cfg.vocab_size, cfg.vocab_size - 1, 0.3, 13, 0);
   }
   OptimConfig oc;
   oc.lr = 1e-2;

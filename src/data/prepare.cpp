@@ -1,0 +1,143 @@
+#include "data/prepare.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/sha256.h"
+#include "core/timer.h"
+#include "data/corpus.h"
+#include "data/tokenizer.h"
+
+namespace sy {
+namespace fs = std::filesystem;
+namespace {
+
+const char* kSplits[] = {"train", "val", "test"};
+
+// split[d] ∈ {0 train, 1 val, 2 test}, by a seeded shuffle of the documents.
+std::vector<int> assign_splits(int64_t n_docs, const PrepareConfig& p, uint64_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(n_docs));
+  for (int64_t i = 0; i < n_docs; ++i) order[i] = i;
+  const RngStream rng{seed, hash64("prepare.split")};
+  for (int64_t i = n_docs - 1; i > 0; --i)
+    std::swap(order[i], order[rng.below(static_cast<uint64_t>(i), static_cast<uint64_t>(i + 1))]);
+  const int64_t n_val = std::llround(p.val_fraction * n_docs);
+  const int64_t n_test = std::llround(p.test_fraction * n_docs);
+  if (n_docs - n_val - n_test < 1 || (p.val_fraction > 0 && n_val == 0))
+    throw Error(ExitCode::bad_input,
+                fmt::format("prepare.input '{}': {} documents are too few to split into train / "
+                            "val / test at fractions {} / {}; give more documents (separate them "
+                            "by blank lines) or lower the fractions",
+                            p.input, n_docs, p.val_fraction, p.test_fraction));
+  std::vector<int> split(static_cast<size_t>(n_docs), 0);
+  for (int64_t i = 0; i < n_val; ++i) split[order[i]] = 1;
+  for (int64_t i = n_val; i < n_val + n_test; ++i) split[order[i]] = 2;
+  return split;
+}
+
+std::string make_tokenizer(const PrepareConfig& p, const std::vector<Document>& docs,
+                           const std::vector<int>& split, const std::string& out_dir,
+                           int64_t vocab_size, int threads) {
+  const std::string model = out_dir + "/tokenizer.model";
+  if (!p.tokenizer_model.empty()) {
+    std::error_code ec;
+    fs::copy_file(p.tokenizer_model, model, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+      throw Error(ExitCode::bad_input, "prepare.tokenizer_model: cannot copy '" +
+                                           p.tokenizer_model + "': " + ec.message());
+    return model;
+  }
+  const std::string text = out_dir + "/tokenizer-input.txt";
+  {
+    std::ofstream out(text);
+    for (size_t d = 0; d < docs.size(); ++d)
+      if (split[d] == 0) out << docs[d].text << '\n';
+  }
+  TokenizerTraining t;
+  t.kind = p.tokenizer;
+  t.vocab_size = vocab_size;
+  t.character_coverage = p.character_coverage;
+  t.threads = threads;
+  Timer timer;
+  Tokenizer::train(text, out_dir + "/tokenizer", t);
+  fs::remove(text);
+  log_info("prepare: trained a {}-piece {} tokenizer in {:.1f}s", vocab_size,
+           p.tokenizer == TokenizerKind::unigram ? "unigram" : "BPE", timer.seconds());
+  return model;
+}
+
+}  // namespace
+
+Manifest prepare_dataset(const PrepareConfig& p, const std::string& out_dir, int64_t vocab_size,
+                         uint64_t seed, int threads) {
+  Timer timer;
+  const std::vector<Document> docs = read_corpus(p.input, p.format);
+  int64_t words = 0;
+  for (const Document& d : docs) words += d.words;
+  log_info("prepare: {} documents, {} words from '{}'", docs.size(), words, p.input);
+  const std::vector<int> split = assign_splits(static_cast<int64_t>(docs.size()), p, seed);
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw Error(ExitCode::bad_input, "data.path: cannot create '" + out_dir + "': " + ec.message());
+  for (const auto& e : fs::directory_iterator(out_dir))  // stale shards of an earlier run
+    if (e.path().extension() == ".bin") fs::remove(e.path());
+
+  const std::string model = make_tokenizer(p, docs, split, out_dir, vocab_size, threads);
+  const Tokenizer tok(model);
+  if (tok.vocab_size() != vocab_size)
+    throw Error(ExitCode::bad_input,
+                fmt::format("tokenizer '{}' has {} pieces but model.vocab_size is {}; set "
+                            "model.vocab_size: {} or use another tokenizer",
+                            model, tok.vocab_size(), vocab_size, tok.vocab_size()));
+
+  Manifest m;
+  m.vocab_size = vocab_size;
+  m.tokenizer_file = "tokenizer.model";
+  m.tokenizer_sha256 = sha256_file(model);
+  m.tokenizer_kind = p.tokenizer_model.empty()
+                         ? (p.tokenizer == TokenizerKind::unigram ? "unigram" : "bpe")
+                         : "given";
+  m.eos_id = tok.eos_id();
+  m.mask_id = tok.mask_id();
+  m.split_seed = seed;
+  m.input = p.input;
+  for (int s = 0; s < 3; ++s) {
+    SplitInfo& info = m.splits[kSplits[s]];
+    std::vector<int32_t> tokens;
+    std::vector<uint64_t> offsets = {0};
+    auto flush = [&] {
+      if (tokens.empty()) return;
+      const std::string file = fmt::format("{}-{:05d}.bin", kSplits[s], info.shards.size());
+      write_shard(out_dir + "/" + file, tokens, offsets, vocab_size);
+      info.shards.push_back({file, sha256_file(out_dir + "/" + file),
+                             static_cast<int64_t>(tokens.size()),
+                             static_cast<int64_t>(offsets.size() - 1)});
+      tokens.clear();
+      offsets = {0};
+    };
+    for (size_t d = 0; d < docs.size(); ++d) {
+      if (split[d] != s) continue;
+      tok.encode(docs[d].text, tokens);
+      tokens.push_back(tok.eos_id());
+      offsets.push_back(tokens.size());
+      info.tokens += static_cast<int64_t>(offsets.back() - offsets[offsets.size() - 2]);
+      info.documents += 1;
+      info.words += docs[d].words;
+      if (static_cast<int64_t>(tokens.size()) >= p.max_shard_tokens) flush();
+    }
+    flush();
+    log_info("prepare: {:>5}: {} documents, {} words, {} tokens in {} shard(s)", kSplits[s],
+             info.documents, info.words, info.tokens, info.shards.size());
+  }
+  std::ofstream(out_dir + "/manifest.json") << m.to_json();
+  log_info("prepare: wrote '{}' in {:.1f}s", out_dir, timer.seconds());
+  return m;
+}
+
+}  // namespace sy

@@ -1,0 +1,44 @@
+#include "moe/moe_config.h"
+
+namespace sy {
+
+const char* router_name(RouterKind r) {
+  switch (r) {
+    case RouterKind::switch_top1: return "switch_top1";
+    case RouterKind::gshard_top2: return "gshard_top2";
+    case RouterKind::noisy_topk: return "noisy_topk";
+    case RouterKind::expert_choice: return "expert_choice";
+  }
+  return "?";
+}
+
+void MoeConfig::validate(Problems& p, int64_t d_model) const {
+  (void)d_model;
+  p.require(num_experts >= 0, "moe.num_experts", num_experts, "must be >= 0 (0: dense)");
+  if (!enabled()) return;
+  p.require(every >= 1, "moe.every", every, "must be positive");
+  p.require(group_size >= 0, "moe.group_size", group_size, "must be >= 0 (0: the micro-batch)");
+  p.require(expert_d_ff >= 0, "moe.expert_d_ff", expert_d_ff, "must be >= 0 (0: model.d_ff)");
+  p.require(jitter >= 0 && jitter < 1, "moe.jitter", jitter, "must be in [0, 1)");
+  p.require(z_loss >= 0, "moe.z_loss", z_loss, "must be >= 0");
+  if (router == RouterKind::gshard_top2)
+    p.require(num_experts >= 2, "moe.num_experts", num_experts, "gshard_top2 needs at least 2 experts");
+  if (router == RouterKind::noisy_topk) {
+    p.require(top_k >= 1, "moe.top_k", top_k, "must be positive");
+    p.require(top_k <= num_experts, "moe.top_k", top_k,
+              "must not exceed moe.num_experts (" + std::to_string(num_experts) + ")");
+    p.require(w_importance >= 0, "moe.w_importance", w_importance, "must be >= 0");
+    p.require(w_load >= 0, "moe.w_load", w_load, "must be >= 0");
+  }
+  if (router == RouterKind::expert_choice) {
+    p.require(ec_capacity > 0, "moe.ec_capacity", ec_capacity,
+              "must be positive for expert_choice (mean experts per token)");
+    p.require(max_experts_per_token >= 0 && max_experts_per_token <= num_experts,
+              "moe.max_experts_per_token", max_experts_per_token,
+              "must be in [0, moe.num_experts] (0: uncapped)");
+    p.require(threshold_decay > 0 && threshold_decay < 1, "moe.threshold_decay", threshold_decay,
+              "must be in (0, 1)");
+  }
+}
+
+}  // namespace sy

@@ -1,0 +1,278 @@
+#include "moe/routing.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/errors.h"
+
+namespace sy {
+namespace {
+
+// Index of the largest of row[0..n) other than `skip` (ties: smaller index).
+template <class T>
+int32_t argmax_row(const T* row, int64_t n, int64_t skip = -1) {
+  int32_t best = -1;
+  for (int64_t e = 0; e < n; ++e)
+    if (e != skip && (best < 0 || row[e] > row[best])) best = static_cast<int32_t>(e);
+  return best;
+}
+
+// Per-expert slot lists → one choice list in dispatch order.
+GroupRoute flatten(std::vector<std::vector<Choice>>& per_expert) {
+  GroupRoute r;
+  for (auto& list : per_expert) r.choices.insert(r.choices.end(), list.begin(), list.end());
+  return r;
+}
+
+// Switch / GShard balance loss E · Σ f_e · P_e, with f from argmax choices.
+template <class T>
+void balance_loss(const T* p, int64_t S, int64_t E, GroupRoute& r) {
+  r.first_fraction.assign(static_cast<size_t>(E), 0.0);
+  std::vector<double> P(static_cast<size_t>(E), 0.0);
+  for (int64_t t = 0; t < S; ++t) {
+    r.first_fraction[argmax_row(p + t * E, E)] += 1.0 / static_cast<double>(S);
+    for (int64_t e = 0; e < E; ++e) P[e] += p[t * E + e] / static_cast<double>(S);
+  }
+  r.aux = 0;
+  for (int64_t e = 0; e < E; ++e) r.aux += static_cast<double>(E) * r.first_fraction[e] * P[e];
+}
+
+// Tokens of column e ordered by value descending, then token index ascending.
+template <class T>
+std::vector<int32_t> top_tokens(const T* a, int64_t S, int64_t E, int64_t e, int64_t C) {
+  std::vector<int32_t> idx(static_cast<size_t>(S));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::partial_sort(idx.begin(), idx.begin() + C, idx.end(), [&](int32_t x, int32_t y) {
+    const T vx = a[x * E + e], vy = a[y * E + e];
+    return vx > vy || (vx == vy && x < y);
+  });
+  idx.resize(static_cast<size_t>(C));
+  return idx;
+}
+
+inline double logistic(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// The m in [lo, hi] with Σ_i σ((v_i − m)/λ) = target (the sum falls as m grows).
+template <class F>
+double solve_multiplier(F sum_at, double target, double lo, double hi) {
+  for (int it = 0; it < 60; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    (sum_at(mid) > target ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+}  // namespace
+
+int64_t token_choice_capacity(double factor, int64_t k, int64_t S, int64_t E) {
+  if (factor <= 0) return S;
+  const int64_t c = static_cast<int64_t>(std::ceil(factor * static_cast<double>(k * S) / E));
+  return std::clamp<int64_t>(c, 1, S);
+}
+
+int64_t expert_choice_capacity(double c, int64_t S, int64_t E) {
+  const int64_t v = static_cast<int64_t>(std::ceil(c * static_cast<double>(S) / E));
+  return std::clamp<int64_t>(v, 1, S);
+}
+
+template <class T>
+GroupRoute route_switch_top1(const T* p, int64_t S, int64_t E, int64_t capacity) {
+  std::vector<std::vector<Choice>> slots(static_cast<size_t>(E));
+  int64_t dropped = 0;
+  for (int64_t t = 0; t < S; ++t) {
+    const int32_t e = argmax_row(p + t * E, E);
+    if (static_cast<int64_t>(slots[e].size()) < capacity)
+      slots[e].push_back({static_cast<int32_t>(t), e, p[t * E + e]});
+    else
+      ++dropped;
+  }
+  GroupRoute r = flatten(slots);
+  r.dropped = dropped;
+  balance_loss(p, S, E, r);
+  return r;
+}
+
+template <class T>
+GroupRoute route_gshard_top2(const T* p, int64_t S, int64_t E, int64_t capacity,
+                             const float* second_uniform) {
+  std::vector<std::vector<Choice>> slots(static_cast<size_t>(E));
+  std::vector<int32_t> e1(S), e2(S);
+  std::vector<double> g1(S), g2(S);
+  for (int64_t t = 0; t < S; ++t) {
+    e1[t] = argmax_row(p + t * E, E);
+    e2[t] = argmax_row(p + t * E, E, e1[t]);
+    const double a = p[t * E + e1[t]], b = p[t * E + e2[t]];
+    g1[t] = a / (a + b);
+    g2[t] = b / (a + b);
+  }
+  int64_t dropped = 0;
+  auto place = [&](int64_t t, int32_t e, double g) {
+    if (static_cast<int64_t>(slots[e].size()) < capacity)
+      slots[e].push_back({static_cast<int32_t>(t), e, g});
+    else
+      ++dropped;
+  };
+  for (int64_t t = 0; t < S; ++t) place(t, e1[t], g1[t]);
+  for (int64_t t = 0; t < S; ++t)
+    if (!second_uniform || 2.0 * g2[t] > static_cast<double>(second_uniform[t])) place(t, e2[t], g2[t]);
+  GroupRoute r = flatten(slots);
+  r.dropped = dropped;
+  balance_loss(p, S, E, r);
+  return r;
+}
+
+template <class T>
+GroupRoute route_expert_choice(const T* p, int64_t S, int64_t E, int64_t capacity) {
+  GroupRoute r;
+  for (int64_t e = 0; e < E; ++e)
+    for (int32_t t : top_tokens(p, S, E, e, capacity))
+      r.choices.push_back({t, static_cast<int32_t>(e), p[t * E + e]});
+  return r;
+}
+
+template <class T>
+std::vector<double> entropic_assignment(const T* p, int64_t S, int64_t E, int64_t C, int64_t b,
+                                       double lambda, int max_iterations) {
+  // A[t,e] = σ((P[t,e] − α_e − β_t)/λ): the maximiser of ⟨P,A⟩ + λ·H(A) over the box
+  // 0 ≤ A ≤ 1 (H the binary entropy), for multipliers α (rows sum to C) and β ≥ 0
+  // (columns sum to at most b). Each multiplier is exact given the others.
+  std::vector<double> alpha(static_cast<size_t>(E), 0.0), beta(static_cast<size_t>(S), 0.0);
+  const double pad = 40.0 * lambda;
+  auto a_at = [&](int64_t t, int64_t e, double al, double be) {
+    return logistic((p[t * E + e] - al - be) / lambda);
+  };
+  for (int it = 0; it < max_iterations; ++it) {
+    for (int64_t e = 0; e < E; ++e) {
+      double lo = 1e30, hi = -1e30;
+      for (int64_t t = 0; t < S; ++t) {
+        lo = std::min(lo, p[t * E + e] - beta[t] - pad);
+        hi = std::max(hi, p[t * E + e] - beta[t] + pad);
+      }
+      alpha[e] = solve_multiplier(
+          [&](double m) {
+            double s = 0;
+            for (int64_t t = 0; t < S; ++t) s += a_at(t, e, m, beta[t]);
+            return s;
+          },
+          static_cast<double>(C), lo, hi);
+    }
+    double worst = 0;
+    for (int64_t t = 0; t < S; ++t) {
+      double col = 0;
+      for (int64_t e = 0; e < E; ++e) col += a_at(t, e, alpha[e], 0.0);
+      if (col <= static_cast<double>(b)) {
+        beta[t] = 0;
+        continue;
+      }
+      double hi = 0;
+      for (int64_t e = 0; e < E; ++e) hi = std::max(hi, p[t * E + e] - alpha[e] + pad);
+      beta[t] = solve_multiplier(
+          [&](double m) {
+            double s = 0;
+            for (int64_t e = 0; e < E; ++e) s += a_at(t, e, alpha[e], m);
+            return s;
+          },
+          static_cast<double>(b), 0.0, hi);
+    }
+    // Converged when the rows (which the column step disturbed) are back at C.
+    for (int64_t e = 0; e < E; ++e) {
+      double row = 0;
+      for (int64_t t = 0; t < S; ++t) row += a_at(t, e, alpha[e], beta[t]);
+      worst = std::max(worst, std::abs(row - static_cast<double>(C)));
+    }
+    if (worst < 1e-3) break;
+  }
+  std::vector<double> A(static_cast<size_t>(S * E));
+  for (int64_t t = 0; t < S; ++t)
+    for (int64_t e = 0; e < E; ++e) A[t * E + e] = a_at(t, e, alpha[e], beta[t]);
+  return A;
+}
+
+template <class T>
+GroupRoute route_expert_choice_capped(const T* p, int64_t S, int64_t E, int64_t C, int64_t b) {
+  const std::vector<double> A = entropic_assignment(p, S, E, C, b);
+  struct Cand {
+    double a;
+    int32_t t, e, slot;
+  };
+  std::vector<Cand> cands;
+  for (int64_t e = 0; e < E; ++e) {
+    const std::vector<int32_t> top = top_tokens(A.data(), S, E, e, C);
+    for (size_t s = 0; s < top.size(); ++s)
+      cands.push_back({A[top[s] * E + e], top[s], static_cast<int32_t>(e), static_cast<int32_t>(s)});
+  }
+  // Greedy in descending A (ties: token, then expert ascending): at most b per token.
+  std::vector<size_t> order(cands.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+    const Cand &a = cands[x], &c = cands[y];
+    if (a.a != c.a) return a.a > c.a;
+    return a.t != c.t ? a.t < c.t : a.e < c.e;
+  });
+  std::vector<int64_t> per_token(static_cast<size_t>(S), 0);
+  std::vector<char> keep(cands.size(), 0);
+  for (size_t i : order)
+    if (per_token[cands[i].t] < b) {
+      ++per_token[cands[i].t];
+      keep[i] = 1;
+    }
+  GroupRoute r;
+  for (size_t i = 0; i < cands.size(); ++i) {  // cands are already expert-major, slot order
+    if (keep[i]) r.choices.push_back({cands[i].t, cands[i].e, p[cands[i].t * E + cands[i].e]});
+    else ++r.empty_slots;
+  }
+  return r;
+}
+
+template <class T>
+GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t capacity) {
+  std::vector<std::vector<Choice>> slots(static_cast<size_t>(E));
+  std::vector<int32_t> chosen(static_cast<size_t>(S * k));
+  std::vector<double> gates(static_cast<size_t>(S * k));
+  std::vector<int32_t> idx(static_cast<size_t>(E));
+  for (int64_t t = 0; t < S; ++t) {
+    const T* row = h + t * E;
+    std::iota(idx.begin(), idx.end(), 0);
+    std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int32_t x, int32_t y) {
+      return row[x] > row[y] || (row[x] == row[y] && x < y);
+    });
+    double z = 0;
+    for (int64_t j = 0; j < k; ++j) z += std::exp(static_cast<double>(row[idx[j]] - row[idx[0]]));
+    for (int64_t j = 0; j < k; ++j) {
+      chosen[t * k + j] = idx[j];
+      gates[t * k + j] = std::exp(static_cast<double>(row[idx[j]] - row[idx[0]])) / z;
+    }
+  }
+  int64_t dropped = 0;
+  for (int64_t j = 0; j < k; ++j)  // rank by rank, tokens in order (as GShard's passes)
+    for (int64_t t = 0; t < S; ++t) {
+      const int32_t e = chosen[t * k + j];
+      if (static_cast<int64_t>(slots[e].size()) < capacity)
+        slots[e].push_back({static_cast<int32_t>(t), e, gates[t * k + j]});
+      else
+        ++dropped;
+    }
+  GroupRoute r = flatten(slots);
+  r.dropped = dropped;
+  return r;
+}
+
+#define SY_INSTANTIATE(T)                                                                      \
+  template GroupRoute route_switch_top1<T>(const T*, int64_t, int64_t, int64_t);               \
+  template GroupRoute route_gshard_top2<T>(const T*, int64_t, int64_t, int64_t, const float*); \
+  template GroupRoute route_expert_choice<T>(const T*, int64_t, int64_t, int64_t);             \
+  template GroupRoute route_expert_choice_capped<T>(const T*, int64_t, int64_t, int64_t, int64_t); \
+  template std::vector<double> entropic_assignment<T>(const T*, int64_t, int64_t, int64_t, int64_t, \
+                                                      double, int);                            \
+  template GroupRoute route_noisy_topk<T>(const T*, int64_t, int64_t, int64_t, int64_t);
+SY_INSTANTIATE(float)
+SY_INSTANTIATE(double)
+
+void experts_per_token_histogram(const GroupRoute& r, int64_t S, int64_t hist[5]) {
+  std::vector<int64_t> n(static_cast<size_t>(S), 0);
+  for (const Choice& c : r.choices) ++n[c.token];
+  for (int64_t t = 0; t < S; ++t) ++hist[std::min<int64_t>(n[t], 4)];
+}
+
+}  // namespace sy

@@ -1,0 +1,72 @@
+#pragma once
+// The routing rules of ROUTING.md for one group, as plain functions over the
+// group's fp32 router probabilities p [S, E] (row t = token t of the group). They
+// are the CPU reference of every backend's routers. Selections break ties by the
+// larger value first, then the smaller index.
+#include <cstdint>
+#include <vector>
+
+namespace sy {
+
+// One kept (token, expert) pair of a group, with its combine weight.
+struct Choice {
+  int32_t token;   // index within the group
+  int32_t expert;
+  double gate;  // (fp32 or fp64 values, as the router's dtype)
+};
+
+// A group's routing. `choices` are in dispatch order: by expert, then by slot
+// (the order in which the expert's slots were filled).
+struct GroupRoute {
+  std::vector<Choice> choices;
+  int64_t dropped = 0;        // token choice: choices lost to capacity
+  int64_t empty_slots = 0;    // capped expert choice: slots the cap left unfilled
+  std::vector<double> first_fraction;  // [E] f_e: fraction of tokens whose argmax is e
+  double aux = 0;             // the router's load-balancing loss for this group (unweighted)
+};
+
+// C = ceil(factor · k · S / E) clamped to [1, S]; factor ≤ 0 means no limit (C = S).
+int64_t token_choice_capacity(double factor, int64_t k, int64_t S, int64_t E);
+// C = ceil(c · S / E) clamped to [1, S].
+int64_t expert_choice_capacity(double c, int64_t S, int64_t E);
+
+// Switch Transformer: argmax expert, gate p (not renormalised); slots filled in
+// token order; aux = E · Σ_e f_e · P_e.
+template <class T>
+GroupRoute route_switch_top1(const T* p, int64_t S, int64_t E, int64_t capacity);
+
+// GShard: top-2, gates renormalised by (g1 + g2) before any drop; pass 1 places
+// first choices in token order, pass 2 second choices in token order. With
+// `second_uniform` (u_t per token) the second choice goes only if 2·g2 > u_t;
+// nullptr means policy "all". aux as switch, f from first choices.
+template <class T>
+GroupRoute route_gshard_top2(const T* p, int64_t S, int64_t E, int64_t capacity,
+                             const float* second_uniform);
+
+// Expert choice: each expert takes its top-C tokens by p[:, e]; gate p[t, e].
+template <class T>
+GroupRoute route_expert_choice(const T* p, int64_t S, int64_t E, int64_t capacity);
+
+// Capped expert choice: the entropic assignment A of ROUTING.md (row sums C,
+// column sums ≤ b, λ = 1e-3), then each expert's top-C tokens by A, then a greedy
+// pass in descending A keeping at most b experts per token. Gates stay p[t, e].
+template <class T>
+GroupRoute route_expert_choice_capped(const T* p, int64_t S, int64_t E, int64_t capacity,
+                                      int64_t max_per_token);
+// The solver alone (exposed for tests): A [S, E] maximising ⟨P, A⟩ + λ·H(A).
+template <class T>
+std::vector<double> entropic_assignment(const T* p, int64_t S, int64_t E, int64_t capacity,
+                                       int64_t max_per_token, double lambda = 1e-3,
+                                       int max_iterations = 100);
+
+// Noisy top-k (Shazeer 2017) on noisy scores h [S, E]: keep the top-k of each row,
+// gates = softmax over the kept k.
+template <class T>
+GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t capacity);
+
+// (Each is instantiated for float and double.)
+
+// Experts per token of a group: histogram over 0, 1, 2, 3, 4+.
+void experts_per_token_histogram(const GroupRoute& r, int64_t S, int64_t hist[5]);
+
+}  // namespace sy
