@@ -107,6 +107,16 @@ class Ops : public Allocator {
   virtual void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
                                       const Tensor& targets, double smoothing, double scale) = 0;
 
+  // ---- MoE dispatch and combine (row permutations by index lists) ------------------------
+  // out[i] = w[i] · x[rows[i]] (w empty: 1). rows: i32 [S]; x [N, C]; out [S, C].
+  virtual void gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) = 0;
+  // out[t] += Σ_{j ∈ [begin[t], begin[t+1])} w[slots[j]] · y[slots[j]] (w empty: 1), summed
+  // in j order (deterministic). begin: i32 [N+1]; slots: i32; y [S, C]; out [N, C].
+  virtual void combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
+                            const Tensor& w) = 0;
+  // out[i] = ⟨a[i], b[rows[i]]⟩. a [S, C]; b [N, C]; out [S].
+  virtual void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) = 0;
+
   // ---- elementwise helpers ---------------------------------------------------------------
   virtual void add(Tensor y, const Tensor& x) = 0;        // y += x
   virtual void scale(Tensor x, double s) = 0;             // x *= s

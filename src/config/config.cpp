@@ -254,6 +254,10 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
 void Config::validate(Problems& p) const {
   p.require(threads >= 0, "threads", threads, "must be >= 0 (0: every core)");
   model.validate(p);
+  moe.validate(p, model.d_model);
+  if (moe.enabled())
+    p.require(moe.every <= model.n_layers, "moe.every", moe.every,
+              "must not exceed model.n_layers (" + std::to_string(model.n_layers) + "): no block would be MoE");
   optim.validate(p);
   data.validate(p);
   prepare.validate(p);

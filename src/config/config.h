@@ -9,6 +9,7 @@
 #include "core/problems.h"
 #include "data/data_config.h"
 #include "model/model_config.h"
+#include "moe/moe_config.h"
 #include "optim/optim_config.h"
 
 namespace sy {
@@ -34,6 +35,7 @@ struct Config {
   int64_t threads = 0;  // 0: every core (OMP_NUM_THREADS if set)
   RunConfig run;
   ModelConfig model;
+  MoeConfig moe;
   OptimConfig optim;
   DataConfig data;
   PrepareConfig prepare;

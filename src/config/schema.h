@@ -35,6 +35,19 @@ inline const Choices<TokenizerKind> kTokenizers = {{"unigram", TokenizerKind::un
                                                    {"bpe", TokenizerKind::bpe}};
 inline const Choices<Device> kDevices = {{"cpu", Device::cpu}, {"cuda", Device::cuda}};
 
+inline const Choices<RouterKind> kRouters = {{"switch_top1", RouterKind::switch_top1},
+                                             {"gshard_top2", RouterKind::gshard_top2},
+                                             {"noisy_topk", RouterKind::noisy_topk},
+                                             {"expert_choice", RouterKind::expert_choice}};
+inline const Choices<EcGrouping> kGroupings = {{"auto", EcGrouping::automatic},
+                                               {"contiguous", EcGrouping::contiguous},
+                                               {"by_position", EcGrouping::by_position}};
+inline const Choices<EvalRouting> kEvalRoutings = {{"groups", EvalRouting::groups},
+                                                   {"threshold", EvalRouting::threshold}};
+inline const Choices<SecondPolicy> kSecondPolicies = {{"random", SecondPolicy::random},
+                                                      {"all", SecondPolicy::all}};
+inline const Choices<ExpertKind> kExpertKinds = {{"glu", ExpertKind::glu}, {"ffn", ExpertKind::ffn}};
+
 // V provides: field(key, T&), choice(key, E&, choices), section(key, fn).
 template <class V>
 void visit_config(V& v, Config& c) {
@@ -61,6 +74,31 @@ void visit_config(V& v, Config& c) {
     v.choice("positions", m.positions, kPositions);
     v.field("tie_embeddings", m.tie_embeddings);
     v.field("init_std", m.init_std);
+  });
+  v.section("moe", [&] {
+    MoeConfig& m = c.moe;
+    v.field("num_experts", m.num_experts);
+    v.choice("router", m.router, kRouters);
+    v.field("every", m.every);
+    v.field("group_size", m.group_size);
+    v.field("capacity_factor", m.capacity_factor);
+    v.field("eval_capacity_factor", m.eval_capacity_factor);
+    v.field("top_k", m.top_k);
+    v.choice("second_policy", m.second_policy, kSecondPolicies);
+    v.field("aux_loss", m.aux_loss);
+    v.field("w_importance", m.w_importance);
+    v.field("w_load", m.w_load);
+    v.field("z_loss", m.z_loss);
+    v.field("jitter", m.jitter);
+    v.section("expert_choice", [&] {
+      v.field("capacity", m.ec_capacity);
+      v.choice("grouping", m.ec_grouping, kGroupings);
+      v.field("max_experts_per_token", m.max_experts_per_token);
+      v.choice("eval_routing", m.eval_routing, kEvalRoutings);
+      v.field("threshold_decay", m.threshold_decay);
+    });
+    v.field("expert_d_ff", m.expert_d_ff);
+    v.choice("expert_kind", m.expert_kind, kExpertKinds);
   });
   v.section("optim", [&] {
     OptimConfig& o = c.optim;

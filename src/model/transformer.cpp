@@ -8,7 +8,8 @@
 
 namespace sy {
 
-Transformer::Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothing, DType dtype)
+Transformer::Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothing, DType dtype,
+                         const FfnFactory& ffn_factory)
     : ops_(ops),
       cfg_(cfg),
       dtype_(dtype),
@@ -21,8 +22,11 @@ Transformer::Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothin
   const double out_std = cfg.init_std / std::sqrt(2.0 * cfg.n_layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const std::string prefix = "blocks." + std::to_string(l);
-    auto ffn = std::make_unique<GluFfn>(env_, prefix + ".ffn", cfg.d_model, cfg.d_ff,
-                                        cfg.activation, cfg.init_std, out_std);
+    std::unique_ptr<FeedForward> ffn =
+        ffn_factory ? ffn_factory(env_, prefix, static_cast<int>(l)) : nullptr;
+    if (!ffn)
+      ffn = std::make_unique<GluFfn>(env_, prefix + ".ffn", cfg.d_model, cfg.d_ff, cfg.activation,
+                                     cfg.init_std, out_std);
     blocks_.push_back(std::make_unique<Block>(env_, prefix, cfg, std::move(ffn)));
   }
   if (!cfg.tie_embeddings)

@@ -1,7 +1,9 @@
 #pragma once
 // The whole model: embedding → blocks → final norm → output projection → loss.
 // Written for one device; parallelism is applied outside it (by the trainer).
+#include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "model/block.h"
@@ -12,10 +14,16 @@
 
 namespace sy {
 
+// Makes the FFN of block `layer` (a GluFfn when empty): the seam through which
+// MoE layers enter a model that does not know about them.
+using FfnFactory =
+    std::function<std::unique_ptr<FeedForward>(LayerEnv env, const std::string& prefix, int layer)>;
+
 class Transformer {
  public:
   // Registers every parameter; allocate() then sizes activations for one micro-batch.
-  Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothing, DType dtype = DType::f32);
+  Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothing, DType dtype = DType::f32,
+              const FfnFactory& ffn_factory = {});
   void allocate(int64_t batch, int64_t seq);
   void init_params(uint64_t seed) { params_.initialize(seed); }
 

@@ -31,12 +31,12 @@ void MoeConfig::validate(Problems& p, int64_t d_model) const {
     p.require(w_load >= 0, "moe.w_load", w_load, "must be >= 0");
   }
   if (router == RouterKind::expert_choice) {
-    p.require(ec_capacity > 0, "moe.ec_capacity", ec_capacity,
+    p.require(ec_capacity > 0, "moe.expert_choice.capacity", ec_capacity,
               "must be positive for expert_choice (mean experts per token)");
     p.require(max_experts_per_token >= 0 && max_experts_per_token <= num_experts,
-              "moe.max_experts_per_token", max_experts_per_token,
+              "moe.expert_choice.max_experts_per_token", max_experts_per_token,
               "must be in [0, moe.num_experts] (0: uncapped)");
-    p.require(threshold_decay > 0 && threshold_decay < 1, "moe.threshold_decay", threshold_decay,
+    p.require(threshold_decay > 0 && threshold_decay < 1, "moe.expert_choice.threshold_decay", threshold_decay,
               "must be in (0, 1)");
   }
 }

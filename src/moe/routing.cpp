@@ -226,7 +226,8 @@ GroupRoute route_expert_choice_capped(const T* p, int64_t S, int64_t E, int64_t 
 }
 
 template <class T>
-GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t capacity) {
+GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t capacity,
+                            std::vector<int32_t>* topk_expert, std::vector<double>* topk_gate) {
   std::vector<std::vector<Choice>> slots(static_cast<size_t>(E));
   std::vector<int32_t> chosen(static_cast<size_t>(S * k));
   std::vector<double> gates(static_cast<size_t>(S * k));
@@ -255,6 +256,8 @@ GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t
     }
   GroupRoute r = flatten(slots);
   r.dropped = dropped;
+  if (topk_expert) *topk_expert = chosen;
+  if (topk_gate) *topk_gate = gates;
   return r;
 }
 
@@ -265,7 +268,8 @@ GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t
   template GroupRoute route_expert_choice_capped<T>(const T*, int64_t, int64_t, int64_t, int64_t); \
   template std::vector<double> entropic_assignment<T>(const T*, int64_t, int64_t, int64_t, int64_t, \
                                                       double, int);                            \
-  template GroupRoute route_noisy_topk<T>(const T*, int64_t, int64_t, int64_t, int64_t);
+  template GroupRoute route_noisy_topk<T>(const T*, int64_t, int64_t, int64_t, int64_t,   \
+                                          std::vector<int32_t>*, std::vector<double>*);
 SY_INSTANTIATE(float)
 SY_INSTANTIATE(double)
 

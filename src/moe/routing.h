@@ -60,9 +60,13 @@ std::vector<double> entropic_assignment(const T* p, int64_t S, int64_t E, int64_
                                        int max_iterations = 100);
 
 // Noisy top-k (Shazeer 2017) on noisy scores h [S, E]: keep the top-k of each row,
-// gates = softmax over the kept k.
+// gates = softmax over the kept k; capacity filled rank by rank, tokens in order.
+// topk_expert / topk_gate (optional, [S, k]) receive every token's top-k before
+// capacity.
 template <class T>
-GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t capacity);
+GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t capacity,
+                            std::vector<int32_t>* topk_expert = nullptr,
+                            std::vector<double>* topk_gate = nullptr);
 
 // (Each is instantiated for float and double.)
 

@@ -31,7 +31,9 @@ Trainer::Trainer(const Config& cfg, Ops& ops, int rank, const std::string& eval_
   lo.mask_prob = cfg.data.mask_prob;
   train_data_ = std::make_unique<Loader>(*data_.train, lo, "the training split of " + data_.name);
   eval_data_ = std::make_unique<Loader>(*data_.eval, lo, "the " + eval_split + " split of " + data_.name);
-  model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing);
+  if (cfg.moe.enabled()) moe_ = std::make_unique<MoeModel>(cfg.model, cfg.moe);
+  model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing, DType::f32,
+                                         moe_ ? moe_->factory() : FfnFactory{});
   model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
   model_->init_params(cfg.seed);
   std::vector<OptimParam> params;
@@ -41,7 +43,20 @@ Trainer::Trainer(const Config& cfg, Ops& ops, int rank, const std::string& eval_
 }
 
 double Trainer::flops_per_token() const {
-  return cfg_.model.train_flops_per_token(cfg_.train.seq_len);
+  const double moe_delta = moe_ ? 6.0 * moe_->active_params_delta() : 0.0;
+  return cfg_.model.train_flops_per_token(cfg_.train.seq_len) + moe_delta;
+}
+
+void Trainer::set_route_context(int64_t step, bool training) {
+  if (!moe_) return;
+  RouteContext& c = moe_->runtime().ctx;
+  c.seed = cfg_.seed;
+  c.step = step;
+  c.training = training;
+  c.batch = cfg_.train.batch_size;
+  c.seq = cfg_.train.seq_len;
+  // Global index of this rank's first token in the step's global batch.
+  c.first_token = (step * train_data_->global_batch() + rank_ * cfg_.train.batch_size) * cfg_.train.seq_len;
 }
 
 StepStats Trainer::train_step(int64_t step) {
@@ -49,10 +64,13 @@ StepStats Trainer::train_step(int64_t step) {
   const Batch& b = train_data_->next();
   ParamStore& ps = model_->params();
   ps.zero_grads();
+  set_route_context(step, true);
   const LossSums sums = model_->forward(b.ids.data(), b.targets.data());
   StepStats s;
   s.targets = sums.count;
-  s.loss = sums.count ? sums.loss / static_cast<double>(sums.count) : 0.0;
+  if (moe_) moe_->snapshot();
+  s.aux = moe_ ? moe_->aux_loss() : 0.0;
+  s.loss = (sums.count ? sums.loss / static_cast<double>(sums.count) : 0.0) + s.aux;
   s.nll = sums.count ? sums.nll / static_cast<double>(sums.count) : 0.0;
   model_->backward(sums.count ? 1.0 / static_cast<double>(sums.count) : 0.0);
   s.grad_norm = global_grad_norm(ops_, {ps.grads()});
@@ -68,6 +86,26 @@ EvalStats Trainer::evaluate(int64_t max_batches) {
   if (max_batches < 0) max_batches = cfg_.train.eval_batches;
   const int64_t all = eval_data_->eval_batches();
   const int64_t n = max_batches == 0 ? all : std::min(max_batches, all);
+  const bool both_rules = moe_ && cfg_.moe.router == RouterKind::expert_choice &&
+                          cfg_.model.arch == Arch::decoder;
+  if (!both_rules) return evaluate_once(n);
+  // Expert choice in a decoder: the configured rule, plus the other one, because
+  // the gap between them measures how much routing peeks at future tokens.
+  auto with_rule = [&](EvalRouting r) {
+    for (MoeLayer* l : moe_->layers()) l->router().set_eval_routing(r);
+    return evaluate_once(n);
+  };
+  const EvalStats groups = with_rule(EvalRouting::groups);
+  const EvalStats threshold = with_rule(EvalRouting::threshold);
+  for (MoeLayer* l : moe_->layers()) l->router().set_eval_routing(cfg_.moe.eval_routing);
+  EvalStats e = cfg_.moe.eval_routing == EvalRouting::groups ? groups : threshold;
+  e.ppl_groups = groups.ppl;
+  e.ppl_threshold = threshold.ppl;
+  return e;
+}
+
+EvalStats Trainer::evaluate_once(int64_t n) {
+  set_route_context(0, false);
   double nll = 0;
   int64_t count = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -96,8 +134,45 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   j["grad_norm"] = s.grad_norm;
   j["tokens_per_s"] = tokens_per_s;
   j["gflops"] = tokens_per_s * flops_per_token() * 1e-9;
+  if (s.aux != 0) j["aux_loss"] = s.aux;
+  if (moe_) {
+    nlohmann::json layers = nlohmann::json::array();
+    const std::vector<RouterStats>& all = moe_->snapshot_stats();
+    for (size_t li = 0; li < all.size(); ++li) {
+      const MoeLayer* l = moe_->layers()[li];
+      const RouterStats& r = all[li];
+      int64_t max_load = 0;
+      for (int64_t n : r.tokens_per_expert) max_load = std::max(max_load, n);
+      const double mean_load = static_cast<double>(r.choices) / std::max<size_t>(r.tokens_per_expert.size(), 1);
+      nlohmann::json m = {{"layer", l->layer()},
+                          {"tokens_per_expert", r.tokens_per_expert},
+                          {"max_over_mean_load", mean_load > 0 ? max_load / mean_load : 0.0},
+                          {"dropped_fraction", r.choices + r.dropped > 0
+                                                   ? static_cast<double>(r.dropped) / (r.choices + r.dropped)
+                                                   : 0.0},
+                          {"experts_per_token", {r.histogram[0], r.histogram[1], r.histogram[2],
+                                                 r.histogram[3], r.histogram[4]}},
+                          {"mean_experts_per_token", r.tokens ? static_cast<double>(r.choices) / r.tokens : 0.0},
+                          {"router_entropy", r.entropy},
+                          {"mean_gate", r.mean_gate},
+                          {"z_loss", r.z},
+                          {"aux_weighted", r.aux_weighted}};
+      if (r.balance > 0) m["balance_loss"] = r.balance;
+      if (cfg_.moe.router == RouterKind::noisy_topk) {
+        m["importance_cv2"] = r.importance;
+        m["load_cv2"] = r.load;
+      }
+      if (r.empty_slots > 0) m["empty_slots"] = r.empty_slots;
+      layers.push_back(m);
+    }
+    j["moe"] = layers;
+  }
   if (eval) {
     j["val_nll"] = eval->nll;
+    if (eval->ppl_groups > 0) {
+      j["val_ppl_groups"] = eval->ppl_groups;
+      j["val_ppl_threshold"] = eval->ppl_threshold;
+    }
     j["val_ppl"] = eval->ppl;
     if (eval->word_ppl > 0) j["val_word_ppl"] = eval->word_ppl;
   }
@@ -129,6 +204,20 @@ TrainResult Trainer::run() {
                ? fmt::format(" (source entropy ≈ {:.3f} nats/token)", data_.entropy_bits * std::log(2.0))
                : "");
   log_info("run directory: {}", cfg_.run.dir);
+  if (moe_) {
+    log_info("moe: {} router, {} experts in blocks {}{}", router_name(cfg_.moe.router),
+             cfg_.moe.num_experts,
+             [&] {
+               std::string b;
+               for (const MoeLayer* l : moe_->layers()) b += (b.empty() ? "" : ",") + std::to_string(l->layer());
+               return b;
+             }(),
+             "");
+    if (cfg_.moe.router == RouterKind::expert_choice && cfg_.model.arch == Arch::decoder &&
+        cfg_.moe.ec_grouping == EcGrouping::contiguous)
+      log_warn("moe: expert choice with contiguous groups in a decoder: routing sees future tokens "
+               "(the paper's setting); compare val_ppl_groups with the causal val_ppl_threshold");
+  }
 
   const bool tty = cfg_.run.progress && isatty(STDERR_FILENO);
   TrainResult r;

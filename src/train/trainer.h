@@ -9,13 +9,15 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "model/transformer.h"
+#include "moe/moe_model.h"
 #include "optim/adam.h"
 #include "train/metrics.h"
 
 namespace sy {
 
 struct StepStats {
-  double loss = 0;       // label-smoothed, mean over target tokens
+  double loss = 0;       // the objective: label-smoothed CE (mean over targets) + aux losses
+  double aux = 0;        // the MoE layers' weighted auxiliary losses (included in loss)
   double nll = 0;        // unsmoothed, mean over target tokens
   int64_t targets = 0;   // tokens with a target
   double grad_norm = 0;  // before clipping
@@ -24,6 +26,8 @@ struct StepStats {
 
 struct EvalStats {
   double nll = 0;  // mean over evaluated target tokens
+  // Expert-choice decoders: perplexity under each evaluation rule (0: not measured).
+  double ppl_groups = 0, ppl_threshold = 0;
   double ppl = 0;
   double word_ppl = 0;  // exp(Σ nll / words), 0 when the data has no word count
   int64_t targets = 0;
@@ -50,15 +54,21 @@ class Trainer {
   TrainResult run();
 
   Transformer& model() { return *model_; }
+  MoeModel* moe() { return moe_.get(); }
   const Config& config() const { return cfg_; }
+  // Model FLOPs per training token (DESIGN.md); MoE experts at the last forward's
+  // mean experts per token.
   double flops_per_token() const;
 
  private:
   void log_step(int64_t step, const StepStats& s, double tokens_per_s, const EvalStats* eval);
+  void set_route_context(int64_t step, bool training);
+  EvalStats evaluate_once(int64_t n_batches);
   Config cfg_;
   Ops& ops_;
   int rank_;
   Dataset data_;
+  std::unique_ptr<MoeModel> moe_;  // before model_: its factory builds the model's MoE layers
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<Loader> train_data_, eval_data_;

@@ -225,6 +225,38 @@ TEST_F(OpsForward, ReductionsAreExactAndThreadCountIndependent) {
   EXPECT_EQ(one, ops->sum_squares(as_tensor(xf, {100003})));
 }
 
+TEST_F(OpsForward, GatherCombineAndRowDotsForMoeDispatch) {
+  const int64_t N = 5, C = 3, S = 7;
+  auto x = random_vec(N * C, 20), y = random_vec(S * C, 21), w = random_vec(S, 22);
+  std::vector<int32_t> rows = {4, 0, 0, 2, 4, 1, 4};  // token 3 routed nowhere
+  // gather: out[i] = w[i]·x[rows[i]]
+  std::vector<double> g(static_cast<size_t>(S * C));
+  ops->gather_rows(as_tensor(g, {S, C}), as_tensor(x, {N, C}), as_tensor(rows, {S}), as_tensor(w, {S}));
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t c = 0; c < C; ++c) EXPECT_DOUBLE_EQ(g[i * C + c], w[i] * x[rows[i] * C + c]);
+  // combine: out[t] += Σ over t's slots of w·y, token-major index built by hand
+  std::vector<int32_t> begin = {0, 2, 3, 4, 4, 7}, slots = {1, 2, 5, 3, 0, 4, 6};
+  auto out = random_vec(N * C, 23);
+  auto ref = out;
+  for (int64_t i = 0; i < S; ++i)
+    for (int64_t c = 0; c < C; ++c) ref[rows[i] * C + c] += w[i] * y[i * C + c];
+  ops->combine_rows(as_tensor(out, {N, C}), as_tensor(y, {S, C}), as_tensor(begin, {N + 1}),
+                    as_tensor(slots, {S}), as_tensor(w, {S}));
+  EXPECT_CLOSE(out, ref, 1e-14, 1e-14);
+  // row dots: out[i] = ⟨y[i], x[rows[i]]⟩
+  std::vector<double> d(static_cast<size_t>(S));
+  ops->row_dots(as_tensor(d, {S}), as_tensor(y, {S, C}), as_tensor(x, {N, C}), as_tensor(rows, {S}));
+  for (int64_t i = 0; i < S; ++i) {
+    double s = 0;
+    for (int64_t c = 0; c < C; ++c) s += y[i * C + c] * x[rows[i] * C + c];
+    EXPECT_NEAR(d[i], s, 1e-14);
+  }
+  // No slots at all (an empty expert set) is fine.
+  std::vector<double> none;
+  std::vector<int32_t> no_rows;
+  ops->gather_rows(as_tensor(none, {0, C}), as_tensor(x, {N, C}), as_tensor(no_rows, {0}), Tensor{});
+}
+
 TEST_F(OpsForward, AdamAndAdamWMatchTheFormulas) {
   for (bool decoupled : {false, true}) {
     auto p = random_vec(37, 15), g = random_vec(37, 16), m = random_vec(37, 17, 0.1),

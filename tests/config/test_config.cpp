@@ -43,6 +43,14 @@ TEST(Config, TableOfInvalidConfigs) {
       {"train:\n  label_smoothing: 1.0\n", "train.label_smoothing = 1: must be in [0, 1)"},
       {"key: [unclosed\n", "test.yaml:2:1: not valid YAML"},
       {"- a\n- b\n", "the top level must be a mapping"},
+      {"moe:\n  num_experts: 4\n  router: noisy_topk\n  top_k: 5\n", "moe.top_k = 5: must not exceed moe.num_experts (4)"},
+      {"moe:\n  num_experts: 4\n  router: expert_choice\n  expert_choice:\n    capacity: 0\n",
+       "test.yaml:5: moe.expert_choice.capacity = 0: must be positive for expert_choice"},
+      {"moe:\n  num_experts: 4\n  router: sinkhorn\n", "moe.router = sinkhorn: must be one of: switch_top1, gshard_top2, noisy_topk, expert_choice"},
+      {"moe:\n  num_experts: 1\n  router: gshard_top2\n", "gshard_top2 needs at least 2 experts"},
+      {"moe:\n  num_experts: 4\n  every: 9\n", "moe.every = 9: must not exceed model.n_layers (4)"},
+      {"moe:\n  num_experts: 4\n  router: expert_choice\n  expert_choice:\n    max_experts_per_token: 5\n",
+       "moe.expert_choice.max_experts_per_token = 5: must be in [0, moe.num_experts]"},
   };
   for (const BadCase& c : cases) {
     const std::string msg = error_of(c.yaml);

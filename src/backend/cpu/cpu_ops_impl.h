@@ -75,6 +75,10 @@ class CpuOps final : public Ops {
                              const Tensor& targets, double smoothing) override;
   void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
                               const Tensor& targets, double smoothing, double scale) override;
+  void gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) override;
+  void combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
+                    const Tensor& w) override;
+  void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) override;
   void add(Tensor y, const Tensor& x) override;
   void scale(Tensor x, double s) override;
   double sum_squares(const Tensor& x) override;

@@ -1,0 +1,112 @@
+#include "moe/experts.h"
+
+#include <algorithm>
+
+#include "core/errors.h"
+
+namespace sy {
+
+Experts::Experts(LayerEnv env, const std::string& prefix, int64_t n_experts, int64_t d_model,
+                 int64_t d_ff, ExpertKind kind, double init_std, double out_std)
+    : env_(env), E_(n_experts), C_(d_model), H_(d_ff), kind_(kind) {
+  for (int64_t e = 0; e < E_; ++e) {
+    const std::string p = prefix + "." + std::to_string(e);
+    Ids ids;
+    ids.w_in = env.params.add(p + ".w_in", {H_, C_}, Init::normal, init_std);
+    if (kind == ExpertKind::glu) ids.w_gate = env.params.add(p + ".w_gate", {H_, C_}, Init::normal, init_std);
+    ids.w_out = env.params.add(p + ".w_out", {C_, H_}, Init::normal, out_std);
+    ids_.push_back(ids);
+  }
+}
+
+int64_t Experts::params_per_expert() const { return (kind_ == ExpertKind::glu ? 3 : 2) * C_ * H_; }
+
+void Experts::allocate(Arena& arena, int64_t max_slots) {
+  const int64_t width = kind_ == ExpertKind::glu ? 2 * H_ : H_;
+  a_ = arena.make(env_.dtype, {max_slots, width});
+  da_ = arena.make(env_.dtype, {max_slots, width});
+  hid_ = arena.make(env_.dtype, {max_slots, H_});
+  dhid_ = arena.make(env_.dtype, {max_slots, H_});
+}
+
+Tensor Experts::rows(const Tensor& t, int64_t begin, int64_t n, int64_t width) const {
+  return t.view({n, width}, begin * width);
+}
+
+// One expert on n rows: x [n, C] → y [n, C], with a [n, width], hid [n, H] kept.
+void Experts::expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, Tensor y) {
+  Ops& ops = env_.ops;
+  const ParamStore& P = env_.params;
+  const int64_t n = x.dim(0);
+  if (kind_ == ExpertKind::glu) {
+    ops.gemm(false, true, n, 2 * H_, C_, 1.0, x, P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_}), 0.0, a);
+    ops.glu_forward(Activation::gelu, hid, a);
+  } else {
+    ops.gemm(false, true, n, H_, C_, 1.0, x, P.value(ids_[e].w_in), 0.0, a);
+    ops.activation_forward(Activation::gelu, hid, a);
+  }
+  ops.gemm(false, true, n, C_, H_, 1.0, hid, P.value(ids_[e].w_out), 0.0, y);
+}
+
+void Experts::forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout) {
+  xin_ = xin;
+  begin_ = expert_begin;
+  const int64_t width = a_.dim(1);
+  for (int64_t e = 0; e < E_; ++e) {
+    const int64_t b = expert_begin[e], n = expert_begin[e + 1] - b;
+    if (n == 0) continue;  // an expert with no tokens does nothing
+    expert_forward(e, rows(xin, b, n, C_), rows(a_, b, n, width), rows(hid_, b, n, H_),
+                   rows(yout, b, n, C_));
+  }
+}
+
+void Experts::backward(const Tensor& dy, Tensor dxin) {
+  Ops& ops = env_.ops;
+  ParamStore& P = env_.params;
+  const int64_t width = a_.dim(1);
+  for (int64_t e = 0; e < E_; ++e) {
+    const int64_t b = begin_[e], n = begin_[e + 1] - b;
+    if (n == 0) continue;
+    const Tensor dye = rows(dy, b, n, C_), xe = rows(xin_, b, n, C_);
+    const Tensor ae = rows(a_, b, n, width), he = rows(hid_, b, n, H_);
+    Tensor dhe = rows(dhid_, b, n, H_), dae = rows(da_, b, n, width), dxe = rows(dxin, b, n, C_);
+    ops.gemm(true, false, C_, H_, n, 1.0, dye, he, 1.0, P.grad(ids_[e].w_out));
+    ops.gemm(false, false, n, H_, C_, 1.0, dye, P.value(ids_[e].w_out), 0.0, dhe);
+    if (kind_ == ExpertKind::glu) {
+      ops.glu_backward(Activation::gelu, dae, dhe, ae);
+      const Tensor w = P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_});
+      ops.gemm(true, false, 2 * H_, C_, n, 1.0, dae, xe, 1.0, P.grad_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_}));
+      ops.gemm(false, false, n, C_, 2 * H_, 1.0, dae, w, 0.0, dxe);
+    } else {
+      ops.activation_backward(Activation::gelu, dae, dhe, ae);
+      ops.gemm(true, false, H_, C_, n, 1.0, dae, xe, 1.0, P.grad(ids_[e].w_in));
+      ops.gemm(false, false, n, C_, H_, 1.0, dae, P.value(ids_[e].w_in), 0.0, dxe);
+    }
+  }
+}
+
+void Experts::forward_reference(const Tensor& x, const std::vector<int32_t>& slot_token,
+                                const std::vector<int64_t>& expert_begin, Tensor yout) {
+  // Per expert: gather its tokens into buffers of its own, run the FFN, write back.
+  Ops& ops = env_.ops;
+  Arena scratch(ops);
+  const size_t w = dtype_size(x.dtype);
+  std::vector<char> host_x(x.bytes()), host_y(yout.bytes());
+  ops.to_host(host_x.data(), x);
+  const int64_t width = kind_ == ExpertKind::glu ? 2 * H_ : H_;
+  for (int64_t e = 0; e < E_; ++e) {
+    const int64_t b = expert_begin[e], n = expert_begin[e + 1] - b;
+    if (n == 0) continue;
+    std::vector<char> in(static_cast<size_t>(n * C_) * w), out(in.size());
+    for (int64_t i = 0; i < n; ++i)
+      std::copy_n(host_x.data() + slot_token[b + i] * C_ * w, C_ * w, in.data() + i * C_ * w);
+    Tensor xe = scratch.make(x.dtype, {n, C_}), ye = scratch.make(x.dtype, {n, C_});
+    ops.from_host(xe, in.data());
+    expert_forward(e, xe, scratch.make(x.dtype, {n, width}), scratch.make(x.dtype, {n, H_}), ye);
+    ops.to_host(out.data(), ye);
+    std::copy(out.begin(), out.end(), host_y.data() + b * C_ * w);
+  }
+  ops.from_host(yout, host_y.data());
+}
+
+}  // namespace sy

@@ -1,0 +1,48 @@
+#pragma once
+// The experts of one MoE layer: E independent FFNs (GLU, or the plain two-layer
+// GELU FFN of the EC paper) over a packed buffer whose rows are laid out expert
+// after expert (RoutePlan::expert_begin). The fast path runs one GEMM per expert on
+// its slice of the packed buffer; forward_reference() is the plain per-expert loop
+// kept beside it (gather the expert's tokens, run its FFN, scatter back), which
+// tests hold the packed path to.
+#include <string>
+#include <vector>
+
+#include "model/layer.h"
+#include "moe/moe_config.h"
+
+namespace sy {
+
+class Experts {
+ public:
+  Experts(LayerEnv env, const std::string& prefix, int64_t n_experts, int64_t d_model, int64_t d_ff,
+          ExpertKind kind, double init_std, double out_std);
+  void allocate(Arena& arena, int64_t max_slots);
+  // xin [slots, C] → yout [slots, C]; xin must stay alive until backward.
+  void forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout);
+  // dy [slots, C] → dxin [slots, C] (written); weight gradients accumulate.
+  void backward(const Tensor& dy, Tensor dxin);
+  // Reference: y[t] for token rows x (host loops over experts, dense ops per expert).
+  void forward_reference(const Tensor& x, const std::vector<int32_t>& slot_token,
+                         const std::vector<int64_t>& expert_begin, Tensor yout);
+  // Weight elements one expert multiplies a token by (for FLOP accounting).
+  int64_t params_per_expert() const;
+
+ private:
+  struct Ids {
+    ParamId w_in, w_gate = -1, w_out;
+  };
+  Tensor rows(const Tensor& t, int64_t begin, int64_t n, int64_t width) const;
+  void expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, Tensor y);
+  LayerEnv env_;
+  int64_t E_, C_, H_;
+  ExpertKind kind_;
+  std::vector<Ids> ids_;
+  Tensor xin_;
+  Tensor a_;    // [max_slots, 2H] (glu: [a | g]) or [max_slots, H] (ffn)
+  Tensor hid_;  // [max_slots, H]
+  Tensor dhid_, da_;
+  std::vector<int64_t> begin_;
+};
+
+}  // namespace sy

@@ -1,0 +1,67 @@
+// GShard routing (Lepikhin et al. 2020): top-2 experts, gates renormalised over the
+// pair, second choice kept at random in proportion to its gate.
+#include "moe/router.h"
+#include "moe/routers.h"
+
+namespace sy {
+namespace {
+
+class GshardTop2 final : public Router {
+ public:
+  using Router::Router;
+
+ protected:
+  GroupRoute select(Group& g, int64_t C) override {
+    const int64_t E = experts();
+    g.topk_expert.resize(static_cast<size_t>(2 * g.S));
+    for (int64_t s = 0; s < g.S; ++s) {  // the pair, for backward (same rule as the routing)
+      int32_t e1 = 0;
+      for (int64_t e = 1; e < E; ++e) if (g.p[s * E + e] > g.p[s * E + e1]) e1 = static_cast<int32_t>(e);
+      int32_t e2 = e1 == 0 ? 1 : 0;
+      for (int64_t e = 0; e < E; ++e)
+        if (e != e1 && g.p[s * E + e] > g.p[s * E + e2]) e2 = static_cast<int32_t>(e);
+      g.topk_expert[2 * s] = e1;
+      g.topk_expert[2 * s + 1] = e2;
+    }
+    const bool random = cfg().second_policy == SecondPolicy::random && context().training;
+    return route_gshard_top2(g.p.data(), g.S, E, C, random ? g.uniform.data() : nullptr);
+  }
+  void regate(Group& g) override {
+    const int64_t E = experts();
+    for (Choice& c : g.route.choices) {
+      const double p1 = g.p[c.token * E + g.topk_expert[2 * c.token]];
+      const double p2 = g.p[c.token * E + g.topk_expert[2 * c.token + 1]];
+      c.gate = g.p[c.token * E + c.expert] / (p1 + p2);
+    }
+  }
+  void gate_backward(const Group& g, const double* dgate, GroupGrads& d) const override {
+    const int64_t E = experts();
+    for (size_t i = 0; i < g.route.choices.size(); ++i) {
+      const Choice& c = g.route.choices[i];
+      const int32_t e1 = g.topk_expert[2 * c.token], e2 = g.topk_expert[2 * c.token + 1];
+      const double p1 = g.p[c.token * E + e1], p2 = g.p[c.token * E + e2], s = p1 + p2;
+      // gate1 = p1/s: ∂/∂p1 = p2/s², ∂/∂p2 = −p1/s²; gate2 symmetric.
+      const int32_t self = c.expert, other = c.expert == e1 ? e2 : e1;
+      const double ps = g.p[c.token * E + self], po = g.p[c.token * E + other];
+      d.dp[c.token * E + self] += dgate[i] * po / (s * s);
+      d.dp[c.token * E + other] -= dgate[i] * ps / (s * s);
+    }
+  }
+  double aux(const Group& g, double scale, GroupGrads* d) const override {
+    return balance_aux(g, scale, g.route, d);
+  }
+  double aux_weight() const override { return cfg().aux_coefficient(); }
+  int64_t capacity(int64_t S, bool training) const override {
+    return token_choice_capacity(training ? cfg().capacity_factor : cfg().eval_capacity_factor, 2, S,
+                                 experts());
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Router> make_gshard_top2(LayerEnv env, const std::string& prefix,
+                                         const MoeConfig& cfg, int64_t d_model, int layer, Arch arch) {
+  return std::make_unique<GshardTop2>(env, prefix, cfg, d_model, layer, arch);
+}
+
+}  // namespace sy

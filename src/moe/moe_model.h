@@ -1,0 +1,38 @@
+#pragma once
+// Puts MoE layers into a Transformer: a FfnFactory that makes every
+// moe.every-th block's FFN a MoeLayer, and the list of those layers (for their
+// statistics, auxiliary losses and FLOP accounting).
+#include <vector>
+
+#include "model/transformer.h"
+#include "moe/moe_layer.h"
+
+namespace sy {
+
+class MoeModel {
+ public:
+  MoeModel(const ModelConfig& model, const MoeConfig& cfg) : model_(model), cfg_(cfg) {}
+  // The factory outlives nothing: MoeModel must outlive the Transformer it builds.
+  FfnFactory factory();
+
+  MoeRuntime& runtime() { return runtime_; }
+  const std::vector<MoeLayer*>& layers() const { return layers_; }
+  // Keeps every layer's statistics of the last forward (call after a training
+  // forward, so that evaluations do not overwrite what metrics report).
+  void snapshot();
+  const std::vector<RouterStats>& snapshot_stats() const { return stats_; }
+  // Σ over MoE layers of their weighted auxiliary losses (last forward).
+  double aux_loss() const;
+  // Weight elements a token meets in the MoE blocks at the snapshot's mean experts
+  // per token (router + experts), minus what dense FFNs there would have had.
+  double active_params_delta() const;
+
+ private:
+  ModelConfig model_;
+  MoeConfig cfg_;
+  MoeRuntime runtime_;
+  std::vector<MoeLayer*> layers_;
+  std::vector<RouterStats> stats_;
+};
+
+}  // namespace sy

@@ -1,0 +1,328 @@
+#include "moe/router.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/errors.h"
+#include "core/rng.h"
+
+namespace sy {
+namespace {
+
+std::vector<double> host_values(Ops& ops, const Tensor& t) {
+  std::vector<double> out(static_cast<size_t>(t.numel()));
+  if (t.dtype == DType::f64) {
+    ops.to_host(out.data(), t);
+  } else {
+    std::vector<float> f(out.size());
+    ops.to_host(f.data(), t);
+    std::copy(f.begin(), f.end(), out.begin());
+  }
+  return out;
+}
+
+void set_values(Ops& ops, Tensor t, const std::vector<double>& v) {
+  if (t.dtype == DType::f64) {
+    ops.from_host(t, v.data());
+  } else {
+    std::vector<float> f(v.begin(), v.end());
+    ops.from_host(t, f.data());
+  }
+}
+
+uint64_t draw_stream(const char* what, int64_t step, int layer) {
+  return mix64(hash64(what), mix64(static_cast<uint64_t>(step), static_cast<uint64_t>(layer)));
+}
+
+inline double softplus(double x) { return x > 30 ? x : std::log1p(std::exp(x)); }
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+}  // namespace
+
+Router::Router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg, int64_t d_model,
+               int layer, Arch arch)
+    : env_(env), cfg_(cfg), C_(d_model), E_(cfg.num_experts), layer_(layer) {
+  if (cfg_.ec_grouping == EcGrouping::automatic)
+    cfg_.ec_grouping = arch == Arch::decoder ? EcGrouping::by_position : EcGrouping::contiguous;
+  // N(0, 0.02²), except noisy_topk: zeros (its noise breaks the ties).
+  const bool noisy = cfg.router == RouterKind::noisy_topk;
+  w_gate_ = env.params.add(prefix + ".router.w_gate", {E_, C_}, noisy ? Init::zeros : Init::normal,
+                           0.02, /*decay=*/false);
+  if (noisy)
+    w_noise_ = env.params.add(prefix + ".router.w_noise", {E_, C_}, Init::zeros, 0.0, false);
+}
+
+void Router::allocate(Arena& arena, int64_t N) {
+  const DType t = env_.dtype;
+  xr_ = arena.make(t, {N, C_});
+  logits_ = arena.make(t, {N, E_});
+  probs_ = arena.make(t, {N, E_});
+  dlogits_ = arena.make(t, {N, E_});
+  dx_ = arena.make(t, {N, C_});
+  if (w_noise_ >= 0) noise_logits_ = arena.make(t, {N, E_});
+}
+
+void Router::make_groups(const RouteContext& ctx, int64_t N) {
+  std::vector<std::vector<int32_t>> rows;
+  if (groups_by_position() && cfg_.ec_grouping == EcGrouping::by_position) {
+    // Group j: token j of every sequence (no token sees later tokens of its own).
+    SY_CHECK(ctx.batch * ctx.seq == N, "by_position groups need batch×seq = {} rows", N);
+    rows.resize(static_cast<size_t>(ctx.seq));
+    for (int64_t j = 0; j < ctx.seq; ++j)
+      for (int64_t b = 0; b < ctx.batch; ++b) rows[j].push_back(static_cast<int32_t>(b * ctx.seq + j));
+  } else {
+    const int64_t G = cfg_.group_size > 0 ? std::min(cfg_.group_size, N) : N;
+    for (int64_t start = 0; start < N; start += G) {
+      rows.emplace_back();
+      for (int64_t r = start; r < std::min(N, start + G); ++r) rows.back().push_back(static_cast<int32_t>(r));
+    }
+  }
+  if (hold_) {
+    SY_CHECK(rows.size() == groups_.size(), "held selections need the same groups");
+    return;
+  }
+  groups_.assign(rows.size(), Group{});
+  for (size_t g = 0; g < rows.size(); ++g) {
+    groups_[g].rows = std::move(rows[g]);
+    groups_[g].S = static_cast<int64_t>(groups_[g].rows.size());
+  }
+}
+
+void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) {
+  Ops& ops = env_.ops;
+  const int64_t N = x.numel() / C_;
+  ctx_ = ctx;
+  const uint64_t stream_step = static_cast<uint64_t>(ctx.step);
+  (void)stream_step;
+  // Router input, with multiplicative jitter U(1-ε, 1+ε) in training.
+  jitter_.clear();
+  if (ctx.training && cfg_.jitter > 0) {
+    std::vector<double> xv = host_values(ops, x);
+    jitter_.resize(xv.size());
+    const RngStream rng{ctx.seed, draw_stream("moe.jitter", ctx.step, layer_)};
+    for (int64_t i = 0; i < N * C_; ++i) {
+      const uint64_t index = static_cast<uint64_t>((ctx.first_token + i / C_) * C_ + i % C_);
+      jitter_[i] = 1.0 - cfg_.jitter + 2.0 * cfg_.jitter * rng.uniform_double(index);
+      xv[i] *= jitter_[i];
+    }
+    set_values(ops, xr_, xv);
+  } else {
+    ops.copy(xr_, x);
+  }
+  ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_gate_), 0.0, logits_);
+  ops.softmax_forward(probs_, logits_);
+  host_z_ = host_values(ops, logits_);
+  host_p_ = host_values(ops, probs_);
+  lse_.assign(static_cast<size_t>(N), 0.0);
+  for (int64_t t = 0; t < N; ++t) {
+    double mx = host_z_[t * E_];
+    for (int64_t e = 1; e < E_; ++e) mx = std::max(mx, host_z_[t * E_ + e]);
+    double s = 0;
+    for (int64_t e = 0; e < E_; ++e) s += std::exp(host_z_[t * E_ + e] - mx);
+    lse_[t] = mx + std::log(s);
+  }
+  const bool noisy = uses_noise() && ctx.training;
+  if (noisy) {
+    ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_noise_), 0.0, noise_logits_);
+    host_nz_ = host_values(ops, noise_logits_);
+  }
+  make_groups(ctx, N);
+  const RngStream normal_rng{ctx.seed, draw_stream("moe.noise", ctx.step, layer_)};
+  const RngStream second_rng{ctx.seed, draw_stream("moe.gshard.second", ctx.step, layer_)};
+  for (Group& g : groups_) {
+    const size_t SE = static_cast<size_t>(g.S * E_);
+    g.p.resize(SE), g.z.resize(SE), g.h.resize(SE);
+    g.sigma.assign(noisy ? SE : 0, 0.0), g.noise.assign(noisy ? SE : 0, 0.0);
+    g.uniform.resize(static_cast<size_t>(g.S));
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t row = g.rows[s];
+      const uint64_t token = static_cast<uint64_t>(ctx.first_token + row);
+      g.uniform[s] = second_rng.uniform(token);
+      for (int64_t e = 0; e < E_; ++e) {
+        const size_t i = static_cast<size_t>(s * E_ + e);
+        g.p[i] = host_p_[row * E_ + e];
+        g.z[i] = host_z_[row * E_ + e];
+        g.h[i] = g.z[i];
+        if (noisy) {
+          g.sigma[i] = softplus(host_nz_[row * E_ + e]) + 0.01;
+          g.noise[i] = normal_rng.normal(token * static_cast<uint64_t>(E_) + static_cast<uint64_t>(e));
+          g.h[i] += g.noise[i] * g.sigma[i];
+        }
+      }
+    }
+    if (hold_) regate(g);
+    else g.route = select(g, capacity(g.S, ctx.training));
+  }
+  if (ctx.training && groups_by_position()) update_thresholds();
+  fill_plan(plan);
+  fill_stats(plan);
+}
+
+void Router::update_thresholds() {
+  // θ_e ← EMA of the C-th largest score expert e saw per group.
+  for (const Group& g : groups_) {
+    const int64_t C = capacity(g.S, true);
+    if (thresholds_.empty()) thresholds_.assign(static_cast<size_t>(E_), -1.0);
+    for (int64_t e = 0; e < E_; ++e) {
+      std::vector<double> col(static_cast<size_t>(g.S));
+      for (int64_t s = 0; s < g.S; ++s) col[s] = g.p[s * E_ + e];
+      std::nth_element(col.begin(), col.begin() + (C - 1), col.end(), std::greater<double>());
+      const double v = col[C - 1];
+      thresholds_[e] = thresholds_[e] < 0 ? v
+                                          : cfg_.threshold_decay * thresholds_[e] +
+                                                (1 - cfg_.threshold_decay) * v;
+    }
+  }
+}
+
+void Router::fill_plan(RoutePlan& plan) {
+  plan.expert_begin.assign(static_cast<size_t>(E_ + 1), 0);
+  plan.slot_token.clear();
+  plan.slot_gate.clear();
+  slot_group_.clear();
+  slot_choice_.clear();
+  // Each group's choices are expert-major; walk experts, then groups, then slots.
+  std::vector<size_t> cursor(groups_.size(), 0);
+  for (int64_t e = 0; e < E_; ++e) {
+    plan.expert_begin[e] = plan.slots();
+    for (size_t gi = 0; gi < groups_.size(); ++gi) {
+      const std::vector<Choice>& ch = groups_[gi].route.choices;
+      size_t& i = cursor[gi];
+      for (; i < ch.size() && ch[i].expert == e; ++i) {
+        plan.slot_token.push_back(groups_[gi].rows[ch[i].token]);
+        plan.slot_gate.push_back(ch[i].gate);
+        slot_group_.push_back(static_cast<int64_t>(gi));
+        slot_choice_.push_back(static_cast<int64_t>(i));
+      }
+    }
+  }
+  plan.expert_begin[E_] = plan.slots();
+  for (size_t gi = 0; gi < groups_.size(); ++gi)
+    SY_CHECK(cursor[gi] == groups_[gi].route.choices.size(), "group {} choices not expert-major", gi);
+}
+
+void Router::fill_stats(const RoutePlan& plan) {
+  RouterStats& s = stats_;
+  const int64_t N = static_cast<int64_t>(lse_.size());
+  s = RouterStats{};
+  s.tokens = N;
+  s.groups = static_cast<int64_t>(groups_.size());
+  s.tokens_per_expert.resize(static_cast<size_t>(E_));
+  for (int64_t e = 0; e < E_; ++e) s.tokens_per_expert[e] = plan.expert_begin[e + 1] - plan.expert_begin[e];
+  s.choices = plan.slots();
+  for (const Group& g : groups_) {
+    s.dropped += g.route.dropped;
+    s.empty_slots += g.route.empty_slots;
+    experts_per_token_histogram(g.route, g.S, s.histogram);
+    s.capacity = capacity(g.S, ctx_.training);
+  }
+  double entropy = 0, z = 0;
+  for (int64_t t = 0; t < N; ++t) {
+    for (int64_t e = 0; e < E_; ++e) {
+      const double p = host_p_[t * E_ + e];
+      if (p > 0) entropy -= p * std::log(p);
+    }
+    z += lse_[t] * lse_[t];
+  }
+  s.entropy = N ? entropy / N : 0;
+  s.z = N ? z / N : 0;
+  double gates = 0;
+  for (double g : plan.slot_gate) gates += g;
+  s.mean_gate = s.choices ? gates / s.choices : 0;
+  double aux_sum = 0;
+  if (ctx_.training)
+    for (const Group& g : groups_) aux_sum += aux(g, 0.0, nullptr);
+  const double aux_mean = groups_.empty() ? 0 : aux_sum / static_cast<double>(groups_.size());
+  if (cfg_.router == RouterKind::switch_top1 || cfg_.router == RouterKind::gshard_top2) s.balance = aux_mean;
+  s.aux_weighted = ctx_.training ? aux_weight() * aux_mean + cfg_.z_loss * s.z : 0.0;
+  if (ctx_.training) add_stats(s);
+}
+
+double Router::balance_aux(const Group& g, double scale, const GroupRoute& r, GroupGrads* d) const {
+  double loss = 0;
+  for (int64_t e = 0; e < E_; ++e) {
+    double P = 0;
+    for (int64_t s = 0; s < g.S; ++s) P += g.p[s * E_ + e];
+    P /= static_cast<double>(g.S);
+    loss += static_cast<double>(E_) * r.first_fraction[e] * P;
+    if (d)
+      for (int64_t s = 0; s < g.S; ++s)
+        d->dp[s * E_ + e] += scale * static_cast<double>(E_) * r.first_fraction[e] / g.S;
+  }
+  return loss;
+}
+
+void Router::backward(const std::vector<double>& dgate, double aux_scale, Tensor dx) {
+  Ops& ops = env_.ops;
+  const int64_t N = static_cast<int64_t>(lse_.size());
+  SY_CHECK(static_cast<int64_t>(dgate.size()) == static_cast<int64_t>(slot_group_.size()),
+           "dgate has {} entries for {} slots", dgate.size(), slot_group_.size());
+  std::vector<std::vector<double>> per_group(groups_.size());
+  for (size_t gi = 0; gi < groups_.size(); ++gi) per_group[gi].assign(groups_[gi].route.choices.size(), 0.0);
+  for (size_t s = 0; s < dgate.size(); ++s) per_group[slot_group_[s]][slot_choice_[s]] = dgate[s];
+
+  std::vector<double> dz(static_cast<size_t>(N * E_), 0.0), dsigma;
+  const bool noisy = uses_noise() && ctx_.training;
+  if (noisy) dsigma.assign(dz.size(), 0.0);
+  const double aux_group_scale =
+      ctx_.training ? aux_scale * aux_weight() / static_cast<double>(groups_.size()) : 0.0;
+  for (size_t gi = 0; gi < groups_.size(); ++gi) {
+    const Group& g = groups_[gi];
+    const size_t SE = static_cast<size_t>(g.S * E_);
+    GroupGrads d{std::vector<double>(SE, 0.0), std::vector<double>(SE, 0.0),
+                 std::vector<double>(SE, 0.0), std::vector<double>(SE, 0.0)};
+    gate_backward(g, per_group[gi].data(), d);
+    if (aux_group_scale != 0) aux(g, aux_group_scale, &d);
+    for (int64_t s = 0; s < g.S; ++s) {
+      const int64_t row = g.rows[s];
+      // Through the softmax: ∂z = p ⊙ (∂p − Σ p ∂p).
+      double dot = 0;
+      for (int64_t e = 0; e < E_; ++e) dot += g.p[s * E_ + e] * d.dp[s * E_ + e];
+      for (int64_t e = 0; e < E_; ++e) {
+        const size_t i = static_cast<size_t>(s * E_ + e);
+        dz[row * E_ + e] += g.p[i] * (d.dp[i] - dot) + d.dh[i] + d.dz[i];
+        if (noisy) dsigma[row * E_ + e] += d.dh[i] * g.noise[i] + d.dsigma[i];
+      }
+    }
+  }
+  if (cfg_.z_loss > 0 && ctx_.training)  // ∂/∂z of z_loss · mean_t lse_t²
+    for (int64_t t = 0; t < N; ++t)
+      for (int64_t e = 0; e < E_; ++e)
+        dz[t * E_ + e] += aux_scale * cfg_.z_loss * 2.0 * lse_[t] * host_p_[t * E_ + e] / N;
+
+  set_values(ops, dlogits_, dz);
+  ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_gate_));
+  ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_gate_), 0.0, dx_);
+  if (noisy) {  // σ = softplus(x·W_noiseᵀ) + 0.01
+    std::vector<double> dnz(dz.size());
+    for (size_t i = 0; i < dz.size(); ++i) dnz[i] = dsigma[i] * sigmoid(host_nz_[i]);
+    set_values(ops, dlogits_, dnz);
+    ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_noise_));
+    ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_noise_), 1.0, dx_);
+  }
+  if (!jitter_.empty()) {
+    std::vector<double> d = host_values(ops, dx_);
+    for (size_t i = 0; i < d.size(); ++i) d[i] *= jitter_[i];
+    set_values(ops, dx_, d);
+  }
+  ops.add(dx, dx_);
+}
+
+}  // namespace sy
+
+#include "moe/routers.h"
+
+namespace sy {
+
+std::unique_ptr<Router> make_router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg,
+                                    int64_t d_model, int layer, Arch arch) {
+  switch (cfg.router) {
+    case RouterKind::switch_top1: return make_switch_top1(env, prefix, cfg, d_model, layer, arch);
+    case RouterKind::gshard_top2: return make_gshard_top2(env, prefix, cfg, d_model, layer, arch);
+    case RouterKind::noisy_topk: return make_noisy_topk(env, prefix, cfg, d_model, layer, arch);
+    case RouterKind::expert_choice: return make_expert_choice(env, prefix, cfg, d_model, layer, arch);
+  }
+  return nullptr;
+}
+
+}  // namespace sy

@@ -1,0 +1,150 @@
+#pragma once
+// The router of one MoE layer: router logits z = x·W_gᵀ (fp32 master weights, no
+// bias), p = softmax(z), groups, and the selection rule of one of ROUTING.md's
+// routers (a subclass per router, one file each). Its product is a RoutePlan: for
+// each expert, the tokens it processes and their combine weights. Backward turns
+// ∂L/∂gate of every kept choice (plus the auxiliary losses) into gradients of the
+// router weights and of x. Routers never talk to other ranks.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/layer.h"
+#include "model/model_config.h"
+#include "moe/moe_config.h"
+#include "moe/routing.h"
+
+namespace sy {
+
+// Where and when a forward happens: what random draws are keyed by.
+struct RouteContext {
+  uint64_t seed = 0;
+  int64_t step = 0;
+  bool training = true;
+  int64_t batch = 0, seq = 0;  // the micro-batch's shape (for by_position groups)
+  int64_t first_token = 0;     // global index of the micro-batch's first token
+};
+
+// For each expert, its slots: the rows of x it processes, in slot order, and the
+// combine weight of each. Experts are laid out one after another (expert-major).
+struct RoutePlan {
+  std::vector<int64_t> expert_begin;  // [E+1]
+  std::vector<int32_t> slot_token;    // [slots] row of x
+  std::vector<double> slot_gate;      // [slots]
+  int64_t slots() const { return static_cast<int64_t>(slot_token.size()); }
+};
+
+struct RouterStats {
+  std::vector<int64_t> tokens_per_expert;  // [E]
+  int64_t tokens = 0, groups = 0, choices = 0, dropped = 0, empty_slots = 0;
+  int64_t capacity = 0;        // slots per expert per group (the last group's)
+  int64_t histogram[5] = {0, 0, 0, 0, 0};  // experts per token: 0, 1, 2, 3, 4+
+  double entropy = 0;          // mean over tokens of −Σ_e p log p (nats)
+  double mean_gate = 0;        // mean combine weight of kept choices
+  double balance = 0;          // switch / gshard: mean over groups of E·Σ f·P (1 = uniform)
+  double importance = 0, load = 0;  // noisy_topk: CV² of importance and load
+  double z = 0;                // mean_t (logsumexp z_t)²
+  double aux_weighted = 0;     // what this layer adds to the training loss
+};
+
+class Router {
+ public:
+  Router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg, int64_t d_model,
+         int layer, Arch arch);
+  virtual ~Router() = default;
+  void allocate(Arena& arena, int64_t n_tokens);
+
+  // x [N, C] → plan. Fills stats().
+  void forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan);
+  // dgate [slots] = ∂L/∂(combine weight) per slot of the last plan; auxiliary losses
+  // enter with weight aux_scale. Accumulates router weight gradients; dx += ∂L/∂x.
+  void backward(const std::vector<double>& dgate, double aux_scale, Tensor dx);
+
+  const RouterStats& stats() const { return stats_; }
+  // Tests: reuse the last forward's selections, recomputing only the gates (so a
+  // finite difference sees a smooth function).
+  void hold_selections(bool hold) { hold_ = hold; }
+  // Expert-choice thresholds for causal evaluation (training state).
+  const std::vector<double>& thresholds() const { return thresholds_; }
+  void set_eval_routing(EvalRouting r) { cfg_.eval_routing = r; }
+  void set_thresholds(std::vector<double> t) { thresholds_ = std::move(t); }
+
+ protected:
+  // A routing group: its rows of x and its slices of the router's values.
+  struct Group {
+    std::vector<int32_t> rows;  // [S] rows of x
+    int64_t S = 0;
+    std::vector<double> p, z, h;  // [S, E] probabilities, logits, selection scores
+    std::vector<double> sigma, noise;  // [S, E] noisy_topk only
+    std::vector<float> uniform;        // [S] gshard_top2's second-choice draws
+    GroupRoute route;
+    // noisy_topk: each token's top-k (before capacity) and their gates
+    std::vector<int32_t> topk_expert;
+    std::vector<double> topk_gate;
+  };
+
+  // Gradients of one group, [S, E] each, accumulated by the hooks below:
+  // dp (probabilities), dh (selection scores; noisy_topk's h = z + n·σ),
+  // dz (logits directly), dsigma (noise scale σ).
+  struct GroupGrads {
+    std::vector<double> dp, dh, dz, dsigma;
+  };
+
+  // The selection rule on one group (g.p, g.z, g.h filled).
+  virtual GroupRoute select(Group& g, int64_t capacity) = 0;
+  // Recomputes the gates of g.route's held choices from the current values.
+  virtual void regate(Group& g) = 0;
+  // dgate [choices of g.route] → gradients.
+  virtual void gate_backward(const Group& g, const double* dgate, GroupGrads& d) const = 0;
+  // The router's auxiliary loss on g (unweighted); with d, also its gradient
+  // times `scale`.
+  virtual double aux(const Group& g, double scale, GroupGrads* d) const {
+    (void)g, (void)scale, (void)d;
+    return 0.0;
+  }
+  virtual double aux_weight() const { return 0.0; }
+  virtual int64_t capacity(int64_t S, bool training) const = 0;
+  virtual bool uses_noise() const { return false; }
+  virtual bool groups_by_position() const { return false; }
+
+  // E · Σ_e f_e · P_e (Switch / GShard) with f fixed; gradient into d.dp.
+  double balance_aux(const Group& g, double scale, GroupRoute const& r, GroupGrads* d) const;
+  // Router-specific statistics of the last forward (noisy_topk's two losses).
+  virtual void add_stats(RouterStats& s) const { (void)s; }
+
+  const MoeConfig& cfg() const { return cfg_; }
+  int64_t experts() const { return E_; }
+  const RouteContext& context() const { return ctx_; }
+
+ private:
+  void make_groups(const RouteContext& ctx, int64_t N);
+  void fill_plan(RoutePlan& plan);
+  void fill_stats(const RoutePlan& plan);
+  void update_thresholds();
+
+  LayerEnv env_;
+  MoeConfig cfg_;
+  int64_t C_, E_;
+  int layer_;
+  bool hold_ = false;
+  ParamId w_gate_;       // [E, C]
+  ParamId w_noise_ = -1;  // [E, C] noisy_topk
+  Tensor xr_;            // [N, C] router input (x, or x ⊙ jitter)
+  Tensor logits_, probs_, noise_logits_;  // [N, E]
+  Tensor dlogits_;       // [N, E]
+  Tensor dx_;            // [N, C]
+  std::vector<double> jitter_;  // [N, C] multipliers of the last forward (empty: none)
+  std::vector<double> lse_;     // [N]
+  std::vector<double> host_z_, host_p_, host_nz_;  // [N, E]
+  std::vector<Group> groups_;
+  std::vector<int64_t> slot_group_, slot_choice_;  // plan slot → (group, choice)
+  RouteContext ctx_;
+  RouterStats stats_;
+  std::vector<double> thresholds_;  // [E] (empty until the first training step)
+};
+
+std::unique_ptr<Router> make_router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg,
+                                    int64_t d_model, int layer, Arch arch);
+
+}  // namespace sy

@@ -1,0 +1,260 @@
+// The MoE layer: finite-difference gradients of the whole layer for every router
+// (selections held fixed), the packed experts path against the per-expert
+// reference, tokens routed nowhere, order-independent random draws, z-loss.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "moe/moe_layer.h"
+#include "test_util.h"
+
+namespace sy {
+namespace {
+
+struct Case {
+  const char* name;
+  RouterKind router;
+  double capacity_factor = 1.0;
+  double ec_capacity = 2.0;
+  int64_t cap = 0;  // max experts per token (capped EC)
+  ExpertKind kind = ExpertKind::glu;
+  double jitter = 0.0;
+  Arch arch = Arch::encoder;
+  double z_loss = 0.05;
+};
+
+struct LayerHarness {
+  std::unique_ptr<Ops> ops = make_ops(Device::cpu);
+  DType dtype;
+  ParamStore params;
+  LayerEnv env;
+  Arena arena{*ops};
+  MoeRuntime runtime;
+  ModelConfig model;
+  MoeConfig moe;
+  std::unique_ptr<MoeLayer> layer;
+  int64_t B = 2, T = 6, C = 5;
+  Tensor x, out, dout, dx;
+
+  LayerHarness(const Case& c, DType dt = DType::f64) : dtype(dt), params(*ops, dt), env{*ops, params, dt} {
+    model.arch = c.arch;
+    model.d_model = C;
+    model.d_ff = 7;
+    model.n_layers = 2;
+    model.init_std = 0.4;
+    moe.num_experts = 4;
+    moe.router = c.router;
+    moe.capacity_factor = c.capacity_factor;
+    moe.ec_capacity = c.ec_capacity;
+    moe.max_experts_per_token = c.cap;
+    moe.expert_kind = c.kind;
+    moe.jitter = c.jitter;
+    moe.z_loss = c.z_loss;
+    moe.aux_loss = 0.3;  // large, so a wrong aux gradient cannot hide
+    moe.w_importance = moe.w_load = 0.2;
+    moe.top_k = 2;
+    layer = std::make_unique<MoeLayer>(env, "blocks.1.moe", model, moe, 1, runtime);
+    params.allocate();
+    params.initialize(3);
+    // Random router (and noise) weights: the defaults may be zeros.
+    for (ParamId i = 0; i < params.size(); ++i)
+      if (params.spec(i).name.find(".router.") != std::string::npos) {
+        auto w = test::random_vec(params.spec(i).numel, 100 + i, 0.6);
+        set(params.value(i), w);
+      }
+    layer->allocate(arena, B * T);
+    runtime.ctx = RouteContext{7, 3, true, B, T, 0};
+    x = arena.make(dt, {B * T, C});
+    out = arena.make(dt, {B * T, C});
+    dout = arena.make(dt, {B * T, C});
+    dx = arena.make(dt, {B * T, C});
+    set(x, test::random_vec(B * T * C, 1));
+    set(dout, test::random_vec(B * T * C, 2));
+  }
+  void set(Tensor t, const std::vector<double>& v) {
+    if (dtype == DType::f64) ops->from_host(t, v.data());
+    else {
+      std::vector<float> f(v.begin(), v.end());
+      ops->from_host(t, f.data());
+    }
+  }
+  std::vector<double> get(const Tensor& t) {
+    std::vector<double> v(static_cast<size_t>(t.numel()));
+    if (dtype == DType::f64) ops->to_host(v.data(), t);
+    else {
+      std::vector<float> f(v.size());
+      ops->to_host(f.data(), t);
+      std::copy(f.begin(), f.end(), v.begin());
+    }
+    return v;
+  }
+  double loss() {
+    ops->fill(out, 0.0);
+    layer->forward(x, out);
+    const auto o = get(out), d = get(dout);
+    double s = 0;
+    for (size_t i = 0; i < o.size(); ++i) s += o[i] * d[i];
+    return s + layer->aux_loss();
+  }
+};
+
+class MoeLayerGradCheck : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MoeLayerGradCheck, InputsExpertsAndRouterMatchFiniteDifferences) {
+  LayerHarness h(GetParam());
+  h.loss();  // selects
+  h.layer->router().hold_selections(true);
+  h.params.zero_grads();
+  h.loss();
+  BackwardScratch unused;
+  h.layer->backward(h.dout, h.dx, unused);
+  const auto dx = h.get(h.dx);
+  auto xv = h.get(h.x);
+  const auto ndx = test::numeric_grad(xv, [&] {
+    h.set(h.x, xv);
+    return h.loss();
+  });
+  h.set(h.x, xv);
+  EXPECT_CLOSE(dx, ndx, 1e-5, 1e-8) << "input gradient";
+  const auto g = h.get(h.params.grads());
+  auto w = h.get(h.params.values());
+  const auto nw = test::numeric_grad(w, [&] {
+    h.set(h.params.values(), w);
+    return h.loss();
+  });
+  for (ParamId i = 0; i < h.params.size(); ++i) {
+    const ParamSpec& s = h.params.spec(i);
+    std::vector<double> a(g.begin() + s.offset, g.begin() + s.offset + s.numel);
+    std::vector<double> n(nw.begin() + s.offset, nw.begin() + s.offset + s.numel);
+    EXPECT_CLOSE(a, n, 1e-5, 1e-8) << s.name;
+    if (s.name.find("router.w_gate") != std::string::npos) {
+      double mx = 0;
+      for (double v : a) mx = std::max(mx, std::abs(v));
+      EXPECT_GT(mx, 1e-4) << "the router must receive a real gradient";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Routers, MoeLayerGradCheck,
+    ::testing::Values(Case{"switch_top1", RouterKind::switch_top1},
+                      Case{"switch_top1_jitter", RouterKind::switch_top1, 1.0, 2.0, 0, ExpertKind::glu, 0.2},
+                      Case{"gshard_top2", RouterKind::gshard_top2},
+                      Case{"noisy_topk", RouterKind::noisy_topk, 0.0},
+                      Case{"expert_choice", RouterKind::expert_choice},
+                      Case{"expert_choice_ffn_experts", RouterKind::expert_choice, 1.0, 2.0, 0, ExpertKind::ffn},
+                      Case{"expert_choice_by_position", RouterKind::expert_choice, 1.0, 2.0, 0,
+                           ExpertKind::glu, 0.0, Arch::decoder},
+                      Case{"expert_choice_capped", RouterKind::expert_choice, 1.0, 2.0, 2}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+TEST(MoeLayer, PackedExpertsEqualThePerExpertReferenceBitwise) {
+  for (RouterKind r : {RouterKind::switch_top1, RouterKind::gshard_top2, RouterKind::expert_choice}) {
+    for (DType dt : {DType::f32, DType::f64}) {
+      LayerHarness h(Case{"", r}, dt);
+      h.ops->fill(h.out, 0.0);
+      h.layer->forward(h.x, h.out);
+      const auto packed = h.get(h.out);
+      h.ops->fill(h.out, 0.0);
+      h.layer->forward_reference(h.x, h.out);
+      EXPECT_EQ(packed, h.get(h.out)) << router_name(r);
+    }
+  }
+}
+
+TEST(MoeLayer, ATokenRoutedNowhereGetsZeroAndNoRouterGradient) {
+  Case c{"", RouterKind::expert_choice, 1.0, /*c=*/0.5};
+  c.z_loss = 0.0;  // the z-loss would reach every token's router input
+  LayerHarness h(c);
+  h.ops->fill(h.out, 0.0);
+  h.layer->forward(h.x, h.out);
+  const std::set<int32_t> routed(h.layer->plan().slot_token.begin(), h.layer->plan().slot_token.end());
+  const int64_t N = h.B * h.T;
+  ASSERT_LT(static_cast<int64_t>(routed.size()), N) << "c = 0.5 must leave tokens unrouted";
+  EXPECT_EQ(h.layer->stats().histogram[0], N - static_cast<int64_t>(routed.size()));
+  BackwardScratch unused;
+  h.layer->backward(h.dout, h.dx, unused);
+  const auto out = h.get(h.out), dx = h.get(h.dx);
+  for (int32_t t = 0; t < N; ++t) {
+    bool any_out = false, any_grad = false;
+    for (int64_t k = 0; k < h.C; ++k) {
+      any_out |= out[t * h.C + k] != 0.0;
+      any_grad |= dx[t * h.C + k] != 0.0;
+    }
+    EXPECT_EQ(any_out, routed.count(t) > 0) << "token " << t;
+    EXPECT_EQ(any_grad, routed.count(t) > 0) << "token " << t;
+  }
+}
+
+TEST(MoeLayer, GshardSecondChoiceDrawDependsOnlyOnTheTokenIndex) {
+  // Route 12 tokens at once, then only the last 6 (first_token = 6) through a copy
+  // of the layer: the same tokens get the same choices (dropless, so capacity
+  // cannot interfere).
+  LayerHarness all(Case{"", RouterKind::gshard_top2, 0.0});
+  all.layer->forward(all.x, all.out);
+  std::set<std::pair<int, int>> second_half;
+  const RoutePlan& p = all.layer->plan();
+  for (int e = 0; e < 4; ++e)
+    for (int64_t s = p.expert_begin[e]; s < p.expert_begin[e + 1]; ++s)
+      if (p.slot_token[s] >= 6) second_half.insert({p.slot_token[s] - 6, e});
+  ParamStore params(*all.ops, DType::f64);
+  LayerEnv env{*all.ops, params, DType::f64};
+  MoeRuntime rt;
+  rt.ctx = RouteContext{7, 3, true, 1, 6, /*first_token=*/6};
+  MoeLayer layer(env, "blocks.1.moe", all.model, all.moe, 1, rt);
+  params.allocate();
+  all.ops->copy(params.values(), all.params.values());
+  Arena arena(*all.ops);
+  layer.allocate(arena, 6);
+  Tensor x6 = arena.make(DType::f64, {6, all.C}), o6 = arena.make(DType::f64, {6, all.C});
+  all.ops->copy(x6, all.x.view({6, all.C}, 6 * all.C));
+  layer.forward(x6, o6);
+  std::set<std::pair<int, int>> alone;
+  const RoutePlan& q = layer.plan();
+  for (int e = 0; e < 4; ++e)
+    for (int64_t s = q.expert_begin[e]; s < q.expert_begin[e + 1]; ++s) alone.insert({q.slot_token[s], e});
+  EXPECT_EQ(alone, second_half);
+  EXPECT_LT(alone.size(), 12u) << "some second choices must have been skipped at random";
+  EXPECT_GT(alone.size(), 6u) << "and some kept";
+}
+
+TEST(MoeLayer, ZLossMatchesTheHandValue) {
+  // Router input = logits (identity router weights, d_model = E = 2):
+  // z0 = z1 = [0, 0], z2 = [ln 9, 0], z3 = [0, ln 9] → mean (logsumexp)² = 2.8912.
+  auto ops = make_ops(Device::cpu);
+  ParamStore params(*ops, DType::f64);
+  LayerEnv env{*ops, params, DType::f64};
+  ModelConfig m;
+  m.d_model = 2;
+  m.d_ff = 3;
+  MoeConfig cfg;
+  cfg.num_experts = 2;
+  cfg.router = RouterKind::switch_top1;
+  cfg.z_loss = 1.0;
+  cfg.aux_loss = 0.0;
+  MoeRuntime rt;
+  rt.ctx = RouteContext{1, 0, true, 1, 4, 0};
+  MoeLayer layer(env, "moe", m, cfg, 1, rt);
+  params.allocate();
+  const double eye[] = {1, 0, 0, 1};
+  ops->from_host(params.value(params.find("moe.router.w_gate")), eye);
+  Arena arena(*ops);
+  layer.allocate(arena, 4);
+  const double l9 = std::log(9.0);
+  const double xs[] = {0, 0, 0, 0, l9, 0, 0, l9};
+  Tensor x = arena.make(DType::f64, {4, 2}), out = arena.make(DType::f64, {4, 2});
+  ops->from_host(x, xs);
+  layer.forward(x, out);
+  EXPECT_NEAR(layer.stats().z, 2.8912, 5e-5);
+  const double expected = (2 * std::pow(std::log(2.0), 2) + 2 * std::pow(std::log(10.0), 2)) / 4;
+  EXPECT_NEAR(layer.stats().z, expected, 1e-12);
+  EXPECT_NEAR(layer.aux_loss(), expected, 1e-12);
+  // ROUTING.md's switch vector through the whole layer: balance loss 1.0.
+  EXPECT_NEAR(layer.stats().balance, 1.0, 1e-12);
+  EXPECT_EQ(layer.stats().dropped, 1);
+}
+
+}  // namespace
+}  // namespace sy
