@@ -1,6 +1,4 @@
 // switchyard: one executable, subcommands. Exit codes are documented in README.md.
-#include <mpi.h>
-
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -9,6 +7,7 @@
 
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/process.h"
 #include "core/version.h"
 #include "data/prepare.h"
 #include "train/bench.h"
@@ -68,9 +67,7 @@ int run(int argc, char** argv, int rank) {
     const int code = app.exit(e);
     return code == 0 ? 0 : static_cast<int>(sy::ExitCode::bad_input);
   }
-  int world = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
-  sy::init_logging(rank, world, verbose);
+  sy::init_logging(rank, sy::world_size(), verbose);
 
   if (*train) {
     const sy::Config cfg = sy::load_config(train_args.path, train_args.overrides);
@@ -100,9 +97,8 @@ int run(int argc, char** argv, int rank) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  MPI_Init(&argc, &argv);
-  int rank = 0;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  sy::init_process(&argc, &argv);
+  const int rank = sy::world_rank();
   int code = 0;
   try {
     code = run(argc, argv, rank);
@@ -115,6 +111,6 @@ int main(int argc, char** argv) {
     sy::fatal(sy::ExitCode::internal, std::string("unexpected error: ") + e.what());
   }
   sy::flush_logs();
-  MPI_Finalize();
+  sy::finalize_process();
   return code;
 }
