@@ -8,6 +8,8 @@
 #include <memory>
 
 #include "core/log.h"
+#include "core/rng.h"
+#include "model/glu_ffn.h"
 #include "train/trainer.h"
 
 namespace sy {
@@ -19,8 +21,11 @@ class CapturingReporter : public benchmark::ConsoleReporter {
   CapturingReporter() : ConsoleReporter(isatty(STDOUT_FILENO) ? OO_Defaults : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const Run& r : runs)
-      if (r.run_type == Run::RT_Iteration || r.aggregate_name == "median")
+      if (r.run_type == Run::RT_Iteration || r.aggregate_name == "median") {
         for (const auto& [name, c] : r.counters) results[r.run_name.function_name][name] = c.value;
+        results[r.run_name.function_name]["ms"] = r.GetAdjustedRealTime() *
+                                                  (r.time_unit == benchmark::kMillisecond ? 1.0 : 1e3);
+      }
     ConsoleReporter::ReportRuns(runs);
   }
   std::map<std::string, std::map<std::string, double>> results;
@@ -53,6 +58,84 @@ void bench_train_step(benchmark::State& state, Trainer& trainer) {
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One MoE layer (forward + backward) against a dense GLU FFN whose hidden size
+// gives it the same expert FLOPs (the MoE's mean experts per token × expert
+// hidden size): the difference is what routing, dispatch and combine cost.
+struct MoeLayerBench {
+  std::unique_ptr<Ops> ops;
+  ParamStore params;
+  LayerEnv env;
+  Arena arena;
+  MoeRuntime runtime;
+  std::unique_ptr<MoeLayer> moe;
+  std::unique_ptr<GluFfn> dense;
+  BackwardScratch scratch;
+  Tensor x, out, dout, dx;
+  int64_t N, C, dense_hidden = 0;
+
+  MoeLayerBench(const Config& cfg)
+      : ops(make_ops(cfg.backend)), params(*ops, DType::f32), env{*ops, params, DType::f32}, arena(*ops) {
+    ops->set_threads(static_cast<int>(cfg.threads));
+    N = cfg.train.batch_size * cfg.train.seq_len;
+    C = cfg.model.d_model;
+    moe = std::make_unique<MoeLayer>(env, "moe", cfg.model, cfg.moe, 1, runtime);
+    params.allocate();
+    params.initialize(cfg.seed);
+    moe->allocate(arena, N);
+    runtime.ctx = RouteContext{cfg.seed, 0, true, cfg.train.batch_size, cfg.train.seq_len, 0};
+    x = arena.make(DType::f32, {N, C});
+    out = arena.make(DType::f32, {N, C});
+    dout = arena.make(DType::f32, {N, C});
+    dx = arena.make(DType::f32, {N, C});
+    ops->fill(x, 0.1);
+    ops->fill(dout, 0.01);
+    std::vector<float> xs(static_cast<size_t>(N * C));
+    const RngStream r{cfg.seed, 1};
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(r.normal(i));
+    ops->from_host(x, xs.data());
+    moe->forward(x, out);
+    const double per_token = static_cast<double>(moe->plan().slots()) / static_cast<double>(N);
+    const int64_t H = cfg.moe.expert_d_ff > 0 ? cfg.moe.expert_d_ff : cfg.model.d_ff;
+    dense_hidden = std::max<int64_t>(1, std::llround(per_token * static_cast<double>(H)));
+  }
+};
+
+void bench_moe_layer(benchmark::State& state, MoeLayerBench& b) {
+  BackwardScratch unused;
+  for (auto _ : state) {
+    b.moe->forward(b.x, b.out);
+    b.moe->backward(b.dout, b.dx, unused);
+    b.ops->synchronize();
+  }
+  state.counters["experts/token"] = static_cast<double>(b.moe->plan().slots()) / b.N;
+}
+
+void bench_dense_same_flops(benchmark::State& state, const Config& cfg, int64_t hidden) {
+  auto ops = make_ops(cfg.backend);
+  ops->set_threads(static_cast<int>(cfg.threads));
+  ParamStore params(*ops, DType::f32);
+  LayerEnv env{*ops, params, DType::f32};
+  const int64_t N = cfg.train.batch_size * cfg.train.seq_len, C = cfg.model.d_model;
+  GluFfn ffn(env, "dense", C, hidden, Activation::gelu, 0.02, 0.02);
+  params.allocate();
+  params.initialize(cfg.seed);
+  Arena arena(*ops);
+  ffn.allocate(arena, N);
+  BackwardScratch s;
+  s.dhid = arena.make(DType::f32, {N, hidden});
+  s.dag = arena.make(DType::f32, {N, 2 * hidden});
+  Tensor x = arena.make(DType::f32, {N, C}), out = arena.make(DType::f32, {N, C}),
+         dout = arena.make(DType::f32, {N, C}), dx = arena.make(DType::f32, {N, C});
+  ops->fill(x, 0.1);
+  ops->fill(dout, 0.01);
+  for (auto _ : state) {
+    ffn.forward(x, out);
+    ffn.backward(dout, dx, s);
+    ops->synchronize();
+  }
+  state.counters["hidden"] = static_cast<double>(hidden);
+}
+
 }  // namespace
 
 int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args) {
@@ -74,6 +157,15 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
       ->Unit(benchmark::kMillisecond)->MinTime(1.0);
   benchmark::RegisterBenchmark("train_step", bench_train_step, std::ref(trainer))
       ->Unit(benchmark::kMillisecond)->MinTime(3.0);
+  std::unique_ptr<MoeLayerBench> moe_bench;
+  if (cfg.moe.enabled()) {
+    moe_bench = std::make_unique<MoeLayerBench>(cfg);
+    benchmark::RegisterBenchmark("moe_layer", bench_moe_layer, std::ref(*moe_bench))
+        ->Unit(benchmark::kMillisecond)->MinTime(2.0);
+    benchmark::RegisterBenchmark("dense_glu_same_expert_flops", bench_dense_same_flops, cfg,
+                                 moe_bench->dense_hidden)
+        ->Unit(benchmark::kMillisecond)->MinTime(2.0);
+  }
   CapturingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
@@ -85,6 +177,15 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
     fmt::print("\nsummary: train step {:.0f} tokens/s, {:.1f} GFLOP/s = {:.1f}% of this machine's "
                "sgemm rate ({:.1f} GFLOP/s, 1024³, same run)\n",
                tps, step, 100.0 * step / sgemm, sgemm);
+  const double moe_ms = reporter.results["moe_layer"]["ms"];
+  const double dense_ms = reporter.results["dense_glu_same_expert_flops"]["ms"];
+  if (moe_ms > 0 && dense_ms > 0)
+    fmt::print("summary: MoE layer ({}, {} experts, {:.2f} experts/token) fwd+bwd {:.2f} ms; dense "
+               "GLU with the same expert FLOPs (hidden {}) {:.2f} ms; routing + dispatch + combine "
+               "overhead {:.1f}%\n",
+               router_name(cfg.moe.router), cfg.moe.num_experts,
+               reporter.results["moe_layer"]["experts/token"], moe_ms, moe_bench->dense_hidden,
+               dense_ms, 100.0 * (moe_ms / dense_ms - 1.0));
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "moe/moe_layer.h"
+#include "moe/moe_model.h"
 #include "test_util.h"
 
 namespace sy {
@@ -254,6 +255,72 @@ TEST(MoeLayer, ZLossMatchesTheHandValue) {
   // ROUTING.md's switch vector through the whole layer: balance loss 1.0.
   EXPECT_NEAR(layer.stats().balance, 1.0, 1e-12);
   EXPECT_EQ(layer.stats().dropped, 1);
+}
+
+}  // namespace
+}  // namespace sy
+
+namespace sy {
+namespace {
+
+TEST(MoeLayer, ExpertChoiceThresholdEvaluationIsPerToken) {
+  Case c{"", RouterKind::expert_choice};
+  c.arch = Arch::decoder;  // by_position groups
+  LayerHarness h(c);
+  h.layer->forward(h.x, h.out);  // training: learns θ_e
+  const std::vector<double> theta = h.layer->router().thresholds();
+  ASSERT_EQ(theta.size(), 4u);
+  h.layer->router().set_eval_routing(EvalRouting::threshold);
+  h.runtime.ctx.training = false;
+  h.layer->forward(h.x, h.out);
+  // Recompute p = softmax(x·W_gᵀ) and check: chosen ⇔ p_t[e] ≥ θ_e.
+  const auto x = h.get(h.x);
+  const auto w = h.get(h.params.value(h.params.find("blocks.1.moe.router.w_gate")));
+  std::set<std::pair<int, int>> chosen;
+  const RoutePlan& p = h.layer->plan();
+  for (int e = 0; e < 4; ++e)
+    for (int64_t s = p.expert_begin[e]; s < p.expert_begin[e + 1]; ++s) chosen.insert({p.slot_token[s], e});
+  for (int t = 0; t < h.B * h.T; ++t) {
+    double z[4], mx = -1e300, sum = 0;
+    for (int e = 0; e < 4; ++e) {
+      z[e] = 0;
+      for (int64_t k = 0; k < h.C; ++k) z[e] += x[t * h.C + k] * w[e * h.C + k];
+      mx = std::max(mx, z[e]);
+    }
+    for (int e = 0; e < 4; ++e) sum += std::exp(z[e] - mx);
+    for (int e = 0; e < 4; ++e) {
+      const double prob = std::exp(z[e] - mx) / sum;
+      if (std::abs(prob - theta[e]) < 1e-9) continue;  // too close to call
+      EXPECT_EQ(chosen.count({t, e}) > 0, prob >= theta[e]) << "token " << t << " expert " << e;
+    }
+  }
+}
+
+TEST(MoeLayer, FlopAccountingCountsExpertsAtTheirMeanUse) {
+  ModelConfig m;
+  m.d_model = 8;
+  m.d_ff = 16;
+  m.n_layers = 2;
+  m.n_heads = 2;
+  m.vocab_size = 20;
+  m.max_seq = 4;
+  MoeConfig cfg;
+  cfg.num_experts = 4;
+  cfg.router = RouterKind::expert_choice;
+  cfg.ec_capacity = 2.0;
+  auto ops = make_ops(Device::cpu);
+  MoeModel moe(m, cfg);
+  Transformer model(*ops, m, 0.0, DType::f32, moe.factory());
+  model.allocate(2, 4);
+  model.init_params(1);
+  moe.runtime().ctx = RouteContext{1, 0, true, 2, 4, 0};
+  std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8};
+  model.forward(ids.data(), ids.data());
+  moe.snapshot();
+  // EC at c = 2 over 8 tokens and 4 experts: 2 experts per token on average. The
+  // one MoE block: 2 × (3·8·16) expert weights + 4·8 router weights, in place of a
+  // dense GLU's 3·8·16.
+  EXPECT_DOUBLE_EQ(moe.active_params_delta(), 2.0 * 3 * 8 * 16 + 4 * 8 - 3 * 8 * 16);
 }
 
 }  // namespace
