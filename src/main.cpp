@@ -72,7 +72,7 @@ int run(int argc, char** argv, int rank) {
   if (*train) {
     const sy::Config cfg = sy::load_config(train_args.path, train_args.overrides);
     auto ops = sy::make_ops(cfg.backend);
-    sy::Trainer trainer(cfg, *ops, rank);
+    sy::Trainer trainer(cfg, *ops);
     trainer.run();
   } else if (*bench) {
     const sy::Config cfg = sy::load_config(bench_args.path, bench_args.overrides);

@@ -246,6 +246,7 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
   p.require(t.eval_batches >= 0, "train.eval_batches", t.eval_batches,
             "must be >= 0 (0: the whole split)");
   p.require(r.log_every >= 1, "run.log_every", r.log_every, "must be positive");
+  p.require(t.grad_accum >= 1, "train.grad_accum", t.grad_accum, "must be positive");
   p.require(!r.dir.empty(), "run.dir", r.dir, "must not be empty");
 }
 
@@ -264,6 +265,12 @@ void Config::validate(Problems& p) const {
   validate_train(train, run, p);
   p.require(train.seq_len <= model.max_seq, "train.seq_len", train.seq_len,
             "must not exceed model.max_seq (" + std::to_string(model.max_seq) + ")");
+  if (p.require(parallel.expert_parallel >= 1, "parallel.expert_parallel", parallel.expert_parallel,
+                "must be positive") &&
+      parallel.expert_parallel > 1)
+    p.require(moe.enabled() && moe.num_experts % parallel.expert_parallel == 0,
+              "parallel.expert_parallel", parallel.expert_parallel,
+              "must divide moe.num_experts (" + std::to_string(moe.num_experts) + ")");
   if (data.source == DataSource::bytes)
     p.require(model.vocab_size >= 256, "model.vocab_size", model.vocab_size,
               "must be at least 256 for data.source: bytes");

@@ -27,6 +27,11 @@ struct TrainConfig {
   double label_smoothing = 0.0;
   int64_t eval_every = 100;  // 0: only at the end
   int64_t eval_batches = 8;  // 0: the whole evaluation split
+  int64_t grad_accum = 1;    // micro-batches per rank per optimizer step
+};
+
+struct ParallelConfig {
+  int64_t expert_parallel = 1;  // ep: ranks that share one copy of the experts
 };
 
 struct Config {
@@ -40,6 +45,7 @@ struct Config {
   DataConfig data;
   PrepareConfig prepare;
   TrainConfig train;
+  ParallelConfig parallel;
 
   // Cross-section rules, then each section's own.
   void validate(Problems& p) const;

@@ -141,7 +141,9 @@ void visit_config(V& v, Config& c) {
     v.field("label_smoothing", t.label_smoothing);
     v.field("eval_every", t.eval_every);
     v.field("eval_batches", t.eval_batches);
+    v.field("grad_accum", t.grad_accum);
   });
+  v.section("parallel", [&] { v.field("expert_parallel", c.parallel.expert_parallel); });
 }
 
 }  // namespace sy

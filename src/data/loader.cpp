@@ -13,7 +13,8 @@ void MemoryTokens::read(int64_t start, int64_t n, int32_t* out) const {
 
 Loader::Loader(const TokenSource& tokens, const LoaderOptions& o, const std::string& what)
     : tokens_(tokens), o_(o), windows_(tokens.size() > 0 ? (tokens.size() - 1) / o.seq : 0) {
-  SY_CHECK(o.rank >= 0 && o.rank < o.world, "rank {} of {}", o.rank, o.world);
+  SY_CHECK(o.rank >= 0 && o.rank < o.world && o.accum >= 1, "rank {} of {}, accum {}", o.rank,
+           o.world, o.accum);
   if (windows_ < 1)
     throw Error(ExitCode::bad_input,
                 fmt::format("{} holds {} tokens, fewer than one window of train.seq_len + 1 = {}; "
@@ -65,22 +66,28 @@ const Batch& Loader::next() {
   if (batches_per_epoch() < 1)
     throw Error(ExitCode::bad_input,
                 fmt::format("training data has {} windows, fewer than one global batch of {} "
-                            "(train.batch_size × ranks); use more data or a smaller batch",
+                            "(train.batch_size × ranks × train.grad_accum); use more data or a "
+                            "smaller batch",
                             windows_, global_batch()));
   const int64_t epoch = state_.consumed / batches_per_epoch();
   const int64_t j = state_.consumed % batches_per_epoch();
   const std::vector<int64_t>& order = order_of(epoch);
+  const int64_t slice = state_.micro * o_.world + o_.rank;
+  b_.first_row = slice * o_.batch;
   for (int64_t r = 0; r < o_.batch; ++r) {
-    const int64_t w = order[j * global_batch() + o_.rank * o_.batch + r];
+    const int64_t w = order[j * global_batch() + slice * o_.batch + r];
     fill_row(r, w, mix64(static_cast<uint64_t>(epoch), static_cast<uint64_t>(w)));
   }
-  ++state_.consumed;
+  if (++state_.micro == o_.accum) {
+    state_.micro = 0;
+    ++state_.consumed;
+  }
   return b_;
 }
 
 const Batch& Loader::eval_batch(int64_t i) {
   for (int64_t r = 0; r < o_.batch; ++r) {
-    const int64_t w = i * global_batch() + o_.rank * o_.batch + r;
+    const int64_t w = i * eval_batch_rows() + o_.rank * o_.batch + r;
     fill_row(r, w < windows_ ? w : -1, mix64(~0ull, static_cast<uint64_t>(w)));
   }
   return b_;

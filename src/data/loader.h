@@ -4,8 +4,10 @@
 // targets the last T); the tail that does not fill a window is unused.
 //
 // Training: each epoch visits its windows in an order fixed by (seed, epoch). A
-// global batch is G = batch × world consecutive windows of that order; rank r takes
-// rows [r·batch, (r+1)·batch). An epoch has ⌊W / G⌋ batches; the windows left over
+// global batch is G = batch × world × accum consecutive windows of that order, cut
+// into world × accum slices of `batch` rows; micro-batch m of rank r is slice
+// m·world + r. (So one rank accumulating k micro-batches sees exactly the data of k
+// ranks taking one each.) An epoch has ⌊W / G⌋ batches; the windows left over
 // (W mod G) are skipped in that epoch and reshuffled into the next (drop-last).
 // So every window is seen at most once per epoch, by exactly one rank, and batch k
 // depends only on (seed, k): the loader's whole state is the number of batches
@@ -54,12 +56,14 @@ struct Batch {
   std::vector<int32_t> ids;      // [B, T]
   std::vector<int32_t> targets;  // [B, T]; -1 where there is no loss
   std::vector<int64_t> windows;  // [B]: the window of each row (-1: padding)
+  int64_t first_row = 0;         // this slice's first row within the global batch
 };
 
 struct LoaderOptions {
   int64_t batch = 1;  // rows per rank
   int64_t seq = 1;
   int rank = 0, world = 1;
+  int64_t accum = 1;  // micro-batches per rank per step
   uint64_t seed = 0;
   bool masked_lm = false;  // encoder objective (see mask_tokens)
   int64_t vocab = 0;
@@ -68,7 +72,8 @@ struct LoaderOptions {
 };
 
 struct LoaderState {
-  int64_t consumed = 0;  // training batches handed out
+  int64_t consumed = 0;  // global training batches (steps) fully handed out
+  int64_t micro = 0;     // micro-batches of the current step handed out (0 between steps)
 };
 
 class Loader {
@@ -78,18 +83,20 @@ class Loader {
 
   int64_t windows() const { return windows_; }
   int64_t batches_per_epoch() const { return windows_ / global_batch(); }
-  int64_t global_batch() const { return o_.batch * o_.world; }
+  int64_t global_batch() const { return o_.batch * o_.world * o_.accum; }
 
-  const Batch& next();  // the next training batch
+  const Batch& next();  // this rank's next training micro-batch
   LoaderState state() const { return state_; }
   void restore(const LoaderState& s) { state_ = s; }
   int64_t epoch() const { return state_.consumed / batches_per_epoch(); }
 
-  int64_t eval_batches() const { return (windows_ + global_batch() - 1) / global_batch(); }
+  // Evaluation batches hold batch × world windows (no accumulation).
+  int64_t eval_batches() const { return (windows_ + eval_batch_rows() - 1) / eval_batch_rows(); }
   const Batch& eval_batch(int64_t i);
 
  private:
   void fill_row(int64_t row, int64_t window, uint64_t mask_key);
+  int64_t eval_batch_rows() const { return o_.batch * o_.world; }
   const std::vector<int64_t>& order_of(int64_t epoch);
   const TokenSource& tokens_;
   LoaderOptions o_;

@@ -6,11 +6,11 @@
 
 namespace sy {
 
-Experts::Experts(LayerEnv env, const std::string& prefix, int64_t n_experts, int64_t d_model,
-                 int64_t d_ff, ExpertKind kind, double init_std, double out_std)
-    : env_(env), E_(n_experts), C_(d_model), H_(d_ff), kind_(kind) {
+Experts::Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t count,
+                 int64_t d_model, int64_t d_ff, ExpertKind kind, double init_std, double out_std)
+    : env_(env), E_(count), C_(d_model), H_(d_ff), kind_(kind) {
   for (int64_t e = 0; e < E_; ++e) {
-    const std::string p = prefix + "." + std::to_string(e);
+    const std::string p = prefix + "." + std::to_string(first + e);
     Ids ids;
     ids.w_in = env.params.add(p + ".w_in", {H_, C_}, Init::normal, init_std);
     if (kind == ExpertKind::glu) ids.w_gate = env.params.add(p + ".w_gate", {H_, C_}, Init::normal, init_std);

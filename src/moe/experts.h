@@ -15,8 +15,10 @@ namespace sy {
 
 class Experts {
  public:
-  Experts(LayerEnv env, const std::string& prefix, int64_t n_experts, int64_t d_model, int64_t d_ff,
-          ExpertKind kind, double init_std, double out_std);
+  // Experts first .. first+count-1 of the layer (all of them, or this rank's share
+  // under expert parallelism); parameters are named by global expert index.
+  Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t count, int64_t d_model,
+          int64_t d_ff, ExpertKind kind, double init_std, double out_std);
   void allocate(Arena& arena, int64_t max_slots);
   // xin [slots, C] → yout [slots, C]; xin must stay alive until backward.
   void forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout);

@@ -3,19 +3,25 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/timer.h"
 
 namespace sy {
 
 MoeLayer::MoeLayer(LayerEnv env, const std::string& prefix, const ModelConfig& model,
-                   const MoeConfig& cfg, int layer, const MoeRuntime& runtime)
+                   const MoeConfig& cfg, int layer, const MoeRuntime& runtime, ExpertShard shard)
     : env_(env),
       layer_(layer),
       C_(model.d_model),
       runtime_(runtime),
       router_(make_router(env, prefix, cfg, model.d_model, layer, model.arch)),
-      experts_(env, prefix + ".experts", cfg.num_experts, model.d_model,
+      experts_(env, prefix + ".experts", shard.rank * (cfg.num_experts / shard.size),
+               cfg.num_experts / shard.size, model.d_model,
                cfg.expert_d_ff > 0 ? cfg.expert_d_ff : model.d_ff, cfg.expert_kind, model.init_std,
-               model.init_std / std::sqrt(2.0 * model.n_layers)) {
+               model.init_std / std::sqrt(2.0 * model.n_layers)),
+      shard_(shard),
+      E_(cfg.num_experts),
+      local_E_(cfg.num_experts / shard.size) {
+  SY_CHECK(cfg.num_experts % shard.size == 0, "{} experts over {} ranks", cfg.num_experts, shard.size);
   const int64_t per_token = cfg.router == RouterKind::switch_top1   ? 1
                             : cfg.router == RouterKind::gshard_top2 ? 2
                             : cfg.router == RouterKind::noisy_topk  ? cfg.top_k
@@ -27,7 +33,7 @@ void MoeLayer::allocate(Arena& arena, int64_t N) {
   const DType t = env_.dtype;
   max_slots_ *= N;
   router_->allocate(arena, N);
-  experts_.allocate(arena, max_slots_);
+  experts_.allocate(arena, shard_.size * max_slots_);  // rows from every rank of the group
   slot_rows_ = arena.make(DType::i32, {max_slots_});
   slot_gates_ = arena.make(t, {max_slots_});
   token_begin_ = arena.make(DType::i32, {N + 1});
@@ -41,6 +47,97 @@ void MoeLayer::allocate(Arena& arena, int64_t N) {
   host_slots_.reserve(static_cast<size_t>(max_slots_));
   host_gates_.reserve(static_cast<size_t>(max_slots_));
   host_begin_.reserve(static_cast<size_t>(N + 1));
+  if (shard_.size > 1) {
+    const int64_t rows = shard_.size * max_slots_;
+    recv_ = arena.make(t, {rows, C_});
+    local_in_ = arena.make(t, {rows, C_});  // kept until backward (the experts read it)
+    local_dy_ = arena.make(t, {rows, C_});
+    local_out_ = arena.make(t, {rows, C_});
+    back_ = arena.make(t, {rows, C_});
+    to_local_ = arena.make(DType::i32, {rows});
+    to_source_ = arena.make(DType::i32, {rows});
+  }
+}
+
+void MoeLayer::exchange(const Tensor& send, const std::vector<int64_t>& send_rows, Tensor recv,
+                        const std::vector<int64_t>& recv_rows) {
+  Timer t;
+  shard_.comm->all_to_all_v(send, send_rows, recv, recv_rows, C_);
+  int64_t sent = 0, received = 0;
+  for (size_t j = 0; j < send_rows.size(); ++j)
+    if (static_cast<int>(j) != shard_.rank) sent += send_rows[j], received += recv_rows[j];
+  const int64_t width = static_cast<int64_t>(dtype_size(send.dtype)) * C_;
+  exchange_.bytes_sent += sent * width;
+  exchange_.bytes_received += received * width;
+  exchange_.seconds += t.seconds();
+}
+
+// Who sends how many rows to whom, and the permutation that turns the received
+// rows (by source, then expert) into expert-major order for the local GEMMs.
+void MoeLayer::plan_exchange() {
+  const int G = shard_.size;
+  std::vector<int64_t> send_counts(static_cast<size_t>(E_)), recv_counts;
+  for (int64_t e = 0; e < E_; ++e) send_counts[e] = plan_.expert_begin[e + 1] - plan_.expert_begin[e];
+  shard_.comm->all_to_all(send_counts, recv_counts);  // [source × local expert]
+  send_rows_.assign(G, 0);
+  recv_rows_.assign(G, 0);
+  for (int j = 0; j < G; ++j)
+    for (int64_t i = 0; i < local_E_; ++i) {
+      send_rows_[j] += send_counts[j * local_E_ + i];
+      recv_rows_[j] += recv_counts[j * local_E_ + i];
+    }
+  // Offsets of (source j, local expert i) blocks in the received buffer.
+  std::vector<int64_t> src_offset(static_cast<size_t>(G * local_E_));
+  int64_t o = 0;
+  for (int j = 0; j < G; ++j)
+    for (int64_t i = 0; i < local_E_; ++i) src_offset[j * local_E_ + i] = o, o += recv_counts[j * local_E_ + i];
+  host_to_local_.clear();
+  host_to_source_.assign(static_cast<size_t>(o), 0);
+  local_begin_.assign(static_cast<size_t>(local_E_ + 1), 0);
+  for (int64_t i = 0; i < local_E_; ++i) {
+    local_begin_[i] = static_cast<int64_t>(host_to_local_.size());
+    for (int j = 0; j < G; ++j)
+      for (int64_t k = 0; k < recv_counts[j * local_E_ + i]; ++k) {
+        const int64_t src_row = src_offset[j * local_E_ + i] + k;
+        host_to_source_[src_row] = static_cast<int32_t>(host_to_local_.size());
+        host_to_local_.push_back(static_cast<int32_t>(src_row));
+      }
+  }
+  local_begin_[local_E_] = o;
+  exchange_.rows_received = o;
+  if (o > 0) {
+    env_.ops.from_host(to_local_.view({o}), host_to_local_.data());
+    env_.ops.from_host(to_source_.view({o}), host_to_source_.data());
+  }
+}
+
+void MoeLayer::experts_forward(int64_t S) {
+  if (shard_.size == 1) {
+    experts_.forward(xin_.view({S, C_}), plan_.expert_begin, yexp_.view({S, C_}));
+    return;
+  }
+  Ops& ops = env_.ops;
+  plan_exchange();
+  const int64_t R = local_begin_[local_E_];
+  exchange(xin_, send_rows_, recv_, recv_rows_);
+  ops.gather_rows(local_in_.view({R, C_}), recv_.view({R, C_}), to_local_.view({R}), Tensor{});
+  experts_.forward(local_in_.view({R, C_}), local_begin_, local_out_.view({R, C_}));
+  ops.gather_rows(back_.view({R, C_}), local_out_.view({R, C_}), to_source_.view({R}), Tensor{});
+  exchange(back_, recv_rows_, yexp_, send_rows_);
+}
+
+void MoeLayer::experts_backward(int64_t S) {
+  if (shard_.size == 1) {
+    experts_.backward(dy_.view({S, C_}), dxin_.view({S, C_}));
+    return;
+  }
+  Ops& ops = env_.ops;
+  const int64_t R = local_begin_[local_E_];
+  exchange(dy_, send_rows_, recv_, recv_rows_);
+  ops.gather_rows(local_dy_.view({R, C_}), recv_.view({R, C_}), to_local_.view({R}), Tensor{});
+  experts_.backward(local_dy_.view({R, C_}), local_out_.view({R, C_}));
+  ops.gather_rows(back_.view({R, C_}), local_out_.view({R, C_}), to_source_.view({R}), Tensor{});
+  exchange(back_, recv_rows_, dxin_, send_rows_);
 }
 
 void MoeLayer::upload_plan(int64_t N) {
@@ -74,13 +171,15 @@ void MoeLayer::forward(const Tensor& x, Tensor out) {
   const int64_t S = plan_.slots();
   Ops& ops = env_.ops;
   const Tensor rows = slot_rows_.view({S});
+  exchange_ = ExchangeStats{};
   ops.gather_rows(xin_.view({S, C_}), x, rows, Tensor{});           // dispatch
-  experts_.forward(xin_.view({S, C_}), plan_.expert_begin, yexp_.view({S, C_}));  // experts
+  experts_forward(S);                                               // experts (on their ranks)
   ops.combine_rows(out, yexp_.view({S, C_}), token_begin_, token_slots_.view({S}),
                    slot_gates_.view({S}));                          // combine
 }
 
 void MoeLayer::forward_reference(const Tensor& x, Tensor out) {
+  SY_CHECK(shard_.size == 1, "the reference path holds every expert");
   const int64_t N = x.numel() / C_;
   router_->forward(x, runtime_.ctx, plan_);
   upload_plan(N);
@@ -98,7 +197,7 @@ void MoeLayer::backward(const Tensor& dout, Tensor dx, BackwardScratch& s) {
   // ∂L/∂gate of each slot = ⟨∂L/∂y_t, FFN_e(x_t)⟩; ∂L/∂FFN_e(x_t) = gate · ∂L/∂y_t.
   ops.row_dots(dgate_.view({S}), yexp_.view({S, C_}), dout, rows);
   ops.gather_rows(dy_.view({S, C_}), dout, rows, slot_gates_.view({S}));
-  experts_.backward(dy_.view({S, C_}), dxin_.view({S, C_}));
+  experts_backward(S);
   ops.fill(dx, 0.0);
   ops.combine_rows(dx, dxin_.view({S, C_}), token_begin_, token_slots_.view({S}), Tensor{});
   std::vector<double> dgate(static_cast<size_t>(S));

@@ -5,7 +5,7 @@ namespace sy {
 FfnFactory MoeModel::factory() {
   return [this](LayerEnv env, const std::string& prefix, int layer) -> std::unique_ptr<FeedForward> {
     if (!cfg_.is_moe_block(layer)) return nullptr;
-    auto moe = std::make_unique<MoeLayer>(env, prefix + ".moe", model_, cfg_, layer, runtime_);
+    auto moe = std::make_unique<MoeLayer>(env, prefix + ".moe", model_, cfg_, layer, runtime_, shard_);
     layers_.push_back(moe.get());
     return moe;
   };

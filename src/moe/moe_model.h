@@ -11,7 +11,8 @@ namespace sy {
 
 class MoeModel {
  public:
-  MoeModel(const ModelConfig& model, const MoeConfig& cfg) : model_(model), cfg_(cfg) {}
+  MoeModel(const ModelConfig& model, const MoeConfig& cfg, ExpertShard shard = {})
+      : model_(model), cfg_(cfg), shard_(shard) {}
   // The factory outlives nothing: MoeModel must outlive the Transformer it builds.
   FfnFactory factory();
 
@@ -30,6 +31,7 @@ class MoeModel {
  private:
   ModelConfig model_;
   MoeConfig cfg_;
+  ExpertShard shard_;
   MoeRuntime runtime_;
   std::vector<MoeLayer*> layers_;
   std::vector<RouterStats> stats_;

@@ -13,10 +13,11 @@ namespace sy {
 
 int run_eval(const std::string& run_dir, const std::string& split,
              const std::vector<std::string>& overrides, int rank) {
-  const Config cfg = load_config(run_dir + "/config.yaml", overrides);
+  Config cfg = load_config(run_dir + "/config.yaml", overrides);
+  cfg.parallel.expert_parallel = 1;  // evaluation holds every expert, whatever the run's layout
   auto ops = make_ops(cfg.backend);
-  Trainer trainer(cfg, *ops, rank, split);
-  load_params(run_dir + "/model.safetensors", trainer.model().params());
+  Trainer trainer(cfg, *ops, split);
+  load_params_from_run(run_dir, trainer.model().params());
   const EvalStats e = trainer.evaluate(/*max_batches=*/0);
   nlohmann::json j = {{"split", split},           {"nll", e.nll},   {"ppl", e.ppl},
                       {"targets", e.targets},     {"words", e.words}};

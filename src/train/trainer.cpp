@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -17,8 +18,11 @@
 
 namespace sy {
 
-Trainer::Trainer(const Config& cfg, Ops& ops, int rank, const std::string& eval_split)
-    : cfg_(cfg), ops_(ops), rank_(rank) {
+Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
+    : cfg_(cfg),
+      ops_(ops),
+      mesh_(ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts)),
+      rank_(mesh_.rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));
   data_ = open_dataset(cfg.data, cfg.model.vocab_size, cfg.seed, eval_split);
   LoaderOptions lo;
@@ -29,9 +33,18 @@ Trainer::Trainer(const Config& cfg, Ops& ops, int rank, const std::string& eval_
   lo.vocab = cfg.model.vocab_size;
   lo.mask_id = data_.mask_id;
   lo.mask_prob = cfg.data.mask_prob;
+  lo.rank = mesh_.rank;
+  lo.world = mesh_.world;
+  lo.accum = cfg.train.grad_accum;
   train_data_ = std::make_unique<Loader>(*data_.train, lo, "the training split of " + data_.name);
   eval_data_ = std::make_unique<Loader>(*data_.eval, lo, "the " + eval_split + " split of " + data_.name);
-  if (cfg.moe.enabled()) moe_ = std::make_unique<MoeModel>(cfg.model, cfg.moe);
+  micro_.resize(static_cast<size_t>(cfg.train.grad_accum));
+  count_.assign(1, 0.0);
+  sums_.assign(3, 0.0);
+  norm_.assign(1, 0.0);
+  if (cfg.moe.enabled())
+    moe_ = std::make_unique<MoeModel>(cfg.model, cfg.moe,
+                                      ExpertShard{mesh_.ep_comm.get(), mesh_.ep_rank, mesh_.ep});
   model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing, DType::f32,
                                          moe_ ? moe_->factory() : FfnFactory{});
   model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
@@ -40,6 +53,33 @@ Trainer::Trainer(const Config& cfg, Ops& ops, int rank, const std::string& eval_
   ParamStore& ps = model_->params();
   for (ParamId i = 0; i < ps.size(); ++i) params.push_back({ps.value(i), ps.grad(i), ps.spec(i).decay});
   adam_ = std::make_unique<Adam>(ops, cfg.optim, std::move(params));
+  // Runs of consecutive dense / expert parameters, for the gradient reductions.
+  for (ParamId i = 0; i < ps.size(); ++i) {
+    const bool expert = ps.spec(i).name.find(".experts.") != std::string::npos;
+    if (grad_runs_.empty() || grad_runs_.back().expert != expert)
+      grad_runs_.push_back({ps.grad(i).flat(), expert});
+    else
+      grad_runs_.back().grads = ps.grads().view(
+          {grad_runs_.back().grads.numel() + ps.spec(i).numel},
+          (static_cast<char*>(grad_runs_.back().grads.ptr) - static_cast<char*>(ps.grads().ptr)) /
+              static_cast<int64_t>(dtype_size(ps.dtype())));
+  }
+}
+
+void Trainer::sync_gradients() {
+  // Dense weights are replicated on every rank; an expert's weights on the ranks
+  // of its dp group. Each sums the gradients of all who computed with them.
+  for (GradRun& r : grad_runs_) (r.expert ? *mesh_.dp_comm : *mesh_.world_comm).all_reduce_sum(r.grads);
+}
+
+double Trainer::gradient_norm() {
+  // Dense gradients are identical everywhere after sync_gradients(); each expert
+  // lives on one rank of every expert-parallel group.
+  double dense = 0;
+  norm_[0] = 0;
+  for (const GradRun& r : grad_runs_) (r.expert ? norm_[0] : dense) += ops_.sum_squares(r.grads);
+  mesh_.ep_comm->all_reduce_sum(norm_);
+  return std::sqrt(dense + norm_[0]);
 }
 
 double Trainer::flops_per_token() const {
@@ -47,7 +87,7 @@ double Trainer::flops_per_token() const {
   return cfg_.model.train_flops_per_token(cfg_.train.seq_len) + moe_delta;
 }
 
-void Trainer::set_route_context(int64_t step, bool training) {
+void Trainer::set_route_context(int64_t step, bool training, int64_t first_row) {
   if (!moe_) return;
   RouteContext& c = moe_->runtime().ctx;
   c.seed = cfg_.seed;
@@ -55,25 +95,48 @@ void Trainer::set_route_context(int64_t step, bool training) {
   c.training = training;
   c.batch = cfg_.train.batch_size;
   c.seq = cfg_.train.seq_len;
-  // Global index of this rank's first token in the step's global batch.
-  c.first_token = (step * train_data_->global_batch() + rank_ * cfg_.train.batch_size) * cfg_.train.seq_len;
+  // Global index of this micro-batch's first token (keys gshard's random draws).
+  c.first_token = (step * train_data_->global_batch() + first_row) * cfg_.train.seq_len;
 }
 
 StepStats Trainer::train_step(int64_t step) {
   maybe_inject_fault(rank_, step);
-  const Batch& b = train_data_->next();
+  const int64_t accum = cfg_.train.grad_accum;
+  // This rank's micro-batches, and the number of targets in the whole global batch:
+  // the loss is their mean, so each target's gradient is scaled by 1/count.
+  double local_targets = 0;
+  for (int64_t m = 0; m < accum; ++m) {
+    micro_[m] = train_data_->next();
+    for (int32_t t : micro_[m].targets) local_targets += t >= 0;
+  }
+  std::vector<double>& count = count_;
+  count[0] = local_targets;
+  mesh_.world_comm->all_reduce_sum(count);
+  const double replicas = static_cast<double>(mesh_.world * accum);
+  if (moe_) moe_->runtime().aux_grad_scale = 1.0 / replicas;  // aux: mean over micro-batches
+
   ParamStore& ps = model_->params();
   ps.zero_grads();
-  set_route_context(step, true);
-  const LossSums sums = model_->forward(b.ids.data(), b.targets.data());
-  StepStats s;
-  s.targets = sums.count;
+  std::vector<double>& sums = sums_;  // loss, nll, aux
+  std::fill(sums.begin(), sums.end(), 0.0);
+  for (int64_t m = 0; m < accum; ++m) {
+    const Batch& b = micro_[m];
+    set_route_context(step, true, b.first_row);
+    const LossSums l = model_->forward(b.ids.data(), b.targets.data());
+    sums[0] += l.loss;
+    sums[1] += l.nll;
+    if (moe_) sums[2] += moe_->aux_loss();
+    model_->backward(count[0] > 0 ? 1.0 / count[0] : 0.0);
+  }
   if (moe_) moe_->snapshot();
-  s.aux = moe_ ? moe_->aux_loss() : 0.0;
-  s.loss = (sums.count ? sums.loss / static_cast<double>(sums.count) : 0.0) + s.aux;
-  s.nll = sums.count ? sums.nll / static_cast<double>(sums.count) : 0.0;
-  model_->backward(sums.count ? 1.0 / static_cast<double>(sums.count) : 0.0);
-  s.grad_norm = global_grad_norm(ops_, {ps.grads()});
+  sync_gradients();
+  mesh_.world_comm->all_reduce_sum(sums);
+  StepStats s;
+  s.targets = static_cast<int64_t>(count[0]);
+  s.aux = sums[2] / replicas;
+  s.loss = (count[0] > 0 ? sums[0] / count[0] : 0.0) + s.aux;
+  s.nll = count[0] > 0 ? sums[1] / count[0] : 0.0;
+  s.grad_norm = gradient_norm();
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
     fatalf(ExitCode::non_finite, "step {}: non-finite loss ({}) or gradient norm ({}); "
            "try a lower optim.lr or stronger optim.grad_clip", step, s.loss, s.grad_norm);
@@ -105,15 +168,17 @@ EvalStats Trainer::evaluate(int64_t max_batches) {
 }
 
 EvalStats Trainer::evaluate_once(int64_t n) {
-  set_route_context(0, false);
-  double nll = 0;
-  int64_t count = 0;
+  std::vector<double> sums = {0.0, 0.0};  // nll, targets
   for (int64_t i = 0; i < n; ++i) {
     const Batch& b = eval_data_->eval_batch(i);
+    set_route_context(0, false, 0);
     const LossSums s = model_->forward(b.ids.data(), b.targets.data());
-    nll += s.nll;
-    count += s.count;
+    sums[0] += s.nll;
+    sums[1] += static_cast<double>(s.count);
   }
+  mesh_.world_comm->all_reduce_sum(sums);
+  const double nll = sums[0];
+  const int64_t count = static_cast<int64_t>(sums[1]);
   EvalStats e;
   e.targets = count;
   e.nll = count ? nll / static_cast<double>(count) : 0.0;
@@ -179,6 +244,20 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   metrics_.write(j);
 }
 
+void Trainer::save_weights() {
+  // One copy of every tensor: the dense weights from rank 0, each expert from the
+  // first data-parallel replica that holds it.
+  const std::map<std::string, std::string> meta = {{"format", "switchyard"}};
+  if (mesh_.ep == 1) {
+    if (rank_ == 0) save_params(cfg_.run.dir + "/model.safetensors", model_->params(), meta);
+  } else if (mesh_.dp_rank == 0) {
+    save_params_sharded(cfg_.run.dir, mesh_.ep_rank, mesh_.ep, model_->params(), meta);
+  }
+  mesh_.world_comm->barrier();
+  if (mesh_.ep > 1 && rank_ == 0) write_shard_index(cfg_.run.dir, mesh_.ep);
+  log_info("final weights in {}", cfg_.run.dir);
+}
+
 TrainResult Trainer::run() {
   namespace fs = std::filesystem;
   const TrainConfig& t = cfg_.train;
@@ -204,6 +283,8 @@ TrainResult Trainer::run() {
                ? fmt::format(" (source entropy ≈ {:.3f} nats/token)", data_.entropy_bits * std::log(2.0))
                : "");
   log_info("run directory: {}", cfg_.run.dir);
+  log_info("ranks: {} ({} data-parallel × {} expert-parallel), {} micro-batch(es) of {} per rank "
+           "per step", mesh_.world, mesh_.dp, mesh_.ep, cfg_.train.grad_accum, cfg_.train.batch_size);
   if (moe_) {
     log_info("moe: {} router, {} experts in blocks {}{}", router_name(cfg_.moe.router),
              cfg_.moe.num_experts,
@@ -225,7 +306,7 @@ TrainResult Trainer::run() {
   int64_t window_tokens = 0;
   for (int64_t step = 0; step < t.steps; ++step) {
     const StepStats s = train_step(step);
-    window_tokens += t.batch_size * t.seq_len;
+    window_tokens += train_data_->global_batch() * t.seq_len;
     const bool last = step + 1 == t.steps;
     const bool do_eval = last || (t.eval_every > 0 && (step + 1) % t.eval_every == 0);
     const bool do_log = do_eval || step % cfg_.run.log_every == 0;
@@ -257,11 +338,7 @@ TrainResult Trainer::run() {
   log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}{}", r.steps,
            total.seconds(), r.eval.nll, r.eval.ppl,
            r.eval.word_ppl > 0 ? fmt::format(", per-word perplexity {:.2f}", r.eval.word_ppl) : "");
-  if (rank_ == 0) {
-    save_params(cfg_.run.dir + "/model.safetensors", model_->params(),
-                {{"format", "switchyard"}, {"step", std::to_string(r.steps)}});
-    log_info("final weights: {}/model.safetensors", cfg_.run.dir);
-  }
+  save_weights();
   return r;
 }
 

@@ -10,6 +10,7 @@
 #include "data/loader.h"
 #include "model/transformer.h"
 #include "moe/moe_model.h"
+#include "parallel/communicator.h"
 #include "optim/adam.h"
 #include "train/metrics.h"
 
@@ -43,9 +44,10 @@ struct TrainResult {
 
 class Trainer {
  public:
-  // rank: this process's rank; rank 0 writes the run directory's files.
+  // The process mesh (dp × ep) comes from the world this process runs in and
+  // parallel.expert_parallel; rank 0 writes the run directory's files.
   // eval_split: the split evaluate() reads ("val", or "test" for prepared data).
-  Trainer(const Config& cfg, Ops& ops, int rank = 0, const std::string& eval_split = "val");
+  Trainer(const Config& cfg, Ops& ops, const std::string& eval_split = "val");
   // One optimizer step on batch `step` of the training stream.
   StepStats train_step(int64_t step);
   // Evaluates train.eval_batches batches of the evaluation split (0: all of it).
@@ -55,6 +57,7 @@ class Trainer {
 
   Transformer& model() { return *model_; }
   MoeModel* moe() { return moe_.get(); }
+  const ProcessMesh& mesh() const { return mesh_; }
   const Config& config() const { return cfg_; }
   // Model FLOPs per training token (DESIGN.md); MoE experts at the last forward's
   // mean experts per token.
@@ -62,11 +65,22 @@ class Trainer {
 
  private:
   void log_step(int64_t step, const StepStats& s, double tokens_per_s, const EvalStats* eval);
-  void set_route_context(int64_t step, bool training);
+  void set_route_context(int64_t step, bool training, int64_t first_row);
+  void sync_gradients();
+  double gradient_norm();
+  void save_weights();
   EvalStats evaluate_once(int64_t n_batches);
   Config cfg_;
   Ops& ops_;
+  ProcessMesh mesh_;
   int rank_;
+  std::vector<Batch> micro_;  // this rank's micro-batches of the current step
+  struct GradRun {
+    Tensor grads;  // a run of consecutive parameters' gradients
+    bool expert;   // expert weights (reduced over the dp group) or dense (over the world)
+  };
+  std::vector<GradRun> grad_runs_;
+  std::vector<double> count_, sums_, norm_;  // host scalars reduced over ranks (preallocated)
   Dataset data_;
   std::unique_ptr<MoeModel> moe_;  // before model_: its factory builds the model's MoE layers
   std::unique_ptr<Transformer> model_;

@@ -1,0 +1,167 @@
+#include "parallel/communicator.h"
+
+#include <mpi.h>
+
+#include <cstring>
+
+#include "core/errors.h"
+#include "core/process.h"
+
+namespace sy {
+namespace {
+
+// A world of one: every collective is the identity.
+class SoloCommunicator final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string describe() const override { return "single process"; }
+  void all_reduce_sum(Tensor) override {}
+  void all_reduce_sum(std::vector<double>&) override {}
+  int64_t all_reduce_max(int64_t v) override { return v; }
+  void all_to_all_v(const Tensor& send, const std::vector<int64_t>& send_rows, Tensor recv,
+                    const std::vector<int64_t>& recv_rows, int64_t row_elems) override {
+    SY_CHECK(send_rows.size() == 1 && recv_rows.size() == 1 && send_rows[0] == recv_rows[0],
+             "solo all_to_all_v counts");
+    std::memcpy(recv.ptr, send.ptr, static_cast<size_t>(send_rows[0] * row_elems) * dtype_size(send.dtype));
+  }
+  void all_to_all(const std::vector<int64_t>& send, std::vector<int64_t>& recv) override { recv = send; }
+  void broadcast(Tensor, int) override {}
+  void barrier() override {}
+  std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<SoloCommunicator>(); }
+};
+
+MPI_Datatype mpi_type(DType t) {
+  switch (t) {
+    case DType::f32: return MPI_FLOAT;
+    case DType::f64: return MPI_DOUBLE;
+    case DType::i32: return MPI_INT;
+  }
+  return MPI_BYTE;
+}
+
+void check(int rc, const char* what) {
+  if (rc != MPI_SUCCESS) fatalf(ExitCode::peer_failed, "MPI {} failed (code {})", what, rc);
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (!finalized && comm_ != MPI_COMM_WORLD) MPI_Comm_free(&comm_);
+  }
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string describe() const override { return fmt::format("MPI, {} ranks", size_); }
+
+  // All-gather, then a sum in rank order: the same bits on every rank and every
+  // run, at the price of size× the traffic of a reduce-scatter (fine at this scale).
+  void all_reduce_sum(Tensor x) override {
+    if (size_ == 1) return;
+    const size_t bytes = x.bytes();
+    gather_.resize(bytes * static_cast<size_t>(size_));
+    check(MPI_Allgather(x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), gather_.data(),
+                        static_cast<int>(x.numel()), mpi_type(x.dtype), comm_),
+          "all-gather (all-reduce)");
+    const int64_t n = x.numel();
+    if (x.dtype == DType::f32) sum_in_order<float>(x.data<float>(), n);
+    else if (x.dtype == DType::f64) sum_in_order<double>(x.data<double>(), n);
+    else sum_in_order<int32_t>(x.data<int32_t>(), n);
+  }
+  void all_reduce_sum(std::vector<double>& v) override {
+    Tensor t;
+    t.ptr = v.data();
+    t.dtype = DType::f64;
+    t.ndim = 1;
+    t.dims[0] = static_cast<int64_t>(v.size());
+    all_reduce_sum(t);
+  }
+  int64_t all_reduce_max(int64_t v) override {
+    long long in = v, out = 0;
+    check(MPI_Allreduce(&in, &out, 1, MPI_LONG_LONG, MPI_MAX, comm_), "all-reduce max");
+    return out;
+  }
+  void all_to_all_v(const Tensor& send, const std::vector<int64_t>& send_rows, Tensor recv,
+                    const std::vector<int64_t>& recv_rows, int64_t row_elems) override {
+    std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
+    int64_t so = 0, ro = 0;
+    for (int j = 0; j < size_; ++j) {
+      sc[j] = static_cast<int>(send_rows[j] * row_elems);
+      rc[j] = static_cast<int>(recv_rows[j] * row_elems);
+      sd[j] = static_cast<int>(so);
+      rd[j] = static_cast<int>(ro);
+      so += sc[j];
+      ro += rc[j];
+    }
+    SY_CHECK(so <= send.numel() && ro <= recv.numel(), "all_to_all_v buffers too small");
+    check(MPI_Alltoallv(send.ptr, sc.data(), sd.data(), mpi_type(send.dtype), recv.ptr, rc.data(),
+                        rd.data(), mpi_type(recv.dtype), comm_),
+          "all-to-all");
+  }
+  void all_to_all(const std::vector<int64_t>& send, std::vector<int64_t>& recv) override {
+    const int n = static_cast<int>(send.size()) / size_;
+    recv.resize(send.size());
+    std::vector<long long> s(send.begin(), send.end()), r(send.size());
+    check(MPI_Alltoall(s.data(), n, MPI_LONG_LONG, r.data(), n, MPI_LONG_LONG, comm_), "all-to-all counts");
+    recv.assign(r.begin(), r.end());
+  }
+  void broadcast(Tensor x, int root) override {
+    check(MPI_Bcast(x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), root, comm_), "broadcast");
+  }
+  void barrier() override { check(MPI_Barrier(comm_), "barrier"); }
+  std::unique_ptr<Communicator> split(int color, int key) override {
+    MPI_Comm sub;
+    check(MPI_Comm_split(comm_, color, key, &sub), "communicator split");
+    return std::make_unique<MpiCommunicator>(sub);
+  }
+
+ private:
+  template <class T>
+  void sum_in_order(T* out, int64_t n) {
+    const T* parts = reinterpret_cast<const T*>(gather_.data());
+    for (int64_t i = 0; i < n; ++i) {
+      T s = parts[i];
+      for (int r = 1; r < size_; ++r) s += parts[static_cast<int64_t>(r) * n + i];
+      out[i] = s;
+    }
+  }
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+  std::vector<char> gather_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_world_communicator() {
+  if (mpi_active()) return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
+  return std::make_unique<SoloCommunicator>();
+}
+
+ProcessMesh ProcessMesh::make(int expert_parallel, int64_t num_experts) {
+  ProcessMesh m;
+  m.world_comm = make_world_communicator();
+  m.world = m.world_comm->size();
+  m.rank = m.world_comm->rank();
+  m.ep = expert_parallel;
+  if (m.ep < 1 || m.world % m.ep != 0)
+    throw Error(ExitCode::bad_input,
+                fmt::format("parallel.expert_parallel = {}: must divide the number of ranks ({})",
+                            m.ep, m.world));
+  if (m.ep > 1 && (num_experts == 0 || num_experts % m.ep != 0))
+    throw Error(ExitCode::bad_input,
+                fmt::format("parallel.expert_parallel = {}: must divide moe.num_experts ({})", m.ep,
+                            num_experts));
+  m.dp = m.world / m.ep;
+  m.ep_rank = m.rank % m.ep;
+  m.dp_rank = m.rank / m.ep;
+  m.ep_comm = m.world_comm->split(m.dp_rank, m.ep_rank);  // consecutive ranks
+  m.dp_comm = m.world_comm->split(m.ep_rank, m.dp_rank);  // strided: same experts
+  return m;
+}
+
+}  // namespace sy
