@@ -101,6 +101,8 @@ void Trainer::set_route_context(int64_t step, bool training, int64_t first_row) 
 
 StepStats Trainer::train_step(int64_t step) {
   maybe_inject_fault(rank_, step);
+  Timer step_timer;
+  ExchangeTotals traffic;
   const int64_t accum = cfg_.train.grad_accum;
   // This rank's micro-batches, and the number of targets in the whole global batch:
   // the loss is their mean, so each target's gradient is scaled by 1/count.
@@ -127,6 +129,13 @@ StepStats Trainer::train_step(int64_t step) {
     sums[1] += l.nll;
     if (moe_) sums[2] += moe_->aux_loss();
     model_->backward(count[0] > 0 ? 1.0 / count[0] : 0.0);
+    if (moe_)
+      for (const MoeLayer* l : moe_->layers()) {
+        traffic.bytes_sent += static_cast<double>(l->exchange().bytes_sent);
+        traffic.bytes_received += static_cast<double>(l->exchange().bytes_received);
+        traffic.seconds += l->exchange().seconds;
+        traffic.rows_received += static_cast<double>(l->exchange().rows_received);
+      }
   }
   if (moe_) moe_->snapshot();
   sync_gradients();
@@ -142,6 +151,8 @@ StepStats Trainer::train_step(int64_t step) {
            "try a lower optim.lr or stronger optim.grad_clip", step, s.loss, s.grad_norm);
   s.lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
   adam_->step(s.lr, clip_factor(s.grad_norm, cfg_.optim.grad_clip));
+  s.exchange = traffic;
+  s.seconds = step_timer.seconds();
   return s;
 }
 
@@ -200,6 +211,22 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   j["tokens_per_s"] = tokens_per_s;
   j["gflops"] = tokens_per_s * flops_per_token() * 1e-9;
   if (s.aux != 0) j["aux_loss"] = s.aux;
+  if (mesh_.ep > 1) {
+    // Collective: every rank logs the same steps. Sums over the world, and the
+    // per-rank load (rows each rank's experts processed) as max / mean.
+    std::vector<double> v = {s.exchange.bytes_sent, s.exchange.bytes_received, s.exchange.seconds,
+                             s.seconds, s.exchange.rows_received};
+    mesh_.world_comm->all_reduce_sum(v);
+    const double max_rows = static_cast<double>(
+        mesh_.world_comm->all_reduce_max(static_cast<int64_t>(s.exchange.rows_received)));
+    const double mean_rows = v[4] / mesh_.world;
+    j["a2a_bytes_sent"] = v[0];  // all ranks, forward + backward
+    j["a2a_bytes_received"] = v[1];
+    j["a2a_bytes_per_rank"] = v[0] / mesh_.world;
+    j["a2a_seconds_per_rank"] = v[2] / mesh_.world;
+    j["a2a_share_of_step"] = v[3] > 0 ? v[2] / v[3] : 0.0;
+    j["rank_load_max_over_mean"] = mean_rows > 0 ? max_rows / mean_rows : 0.0;
+  }
   if (moe_) {
     nlohmann::json layers = nlohmann::json::array();
     const std::vector<RouterStats>& all = moe_->snapshot_stats();

@@ -16,6 +16,12 @@
 
 namespace sy {
 
+// Expert-parallel traffic of one step, over every MoE layer and micro-batch.
+struct ExchangeTotals {
+  double bytes_sent = 0, bytes_received = 0, seconds = 0;
+  double rows_received = 0;  // token rows this rank's experts processed (forward)
+};
+
 struct StepStats {
   double loss = 0;       // the objective: label-smoothed CE (mean over targets) + aux losses
   double aux = 0;        // the MoE layers' weighted auxiliary losses (included in loss)
@@ -23,6 +29,8 @@ struct StepStats {
   int64_t targets = 0;   // tokens with a target
   double grad_norm = 0;  // before clipping
   double lr = 0;
+  double seconds = 0;  // wall time of the step on this rank
+  ExchangeTotals exchange;  // this rank's
 };
 
 struct EvalStats {
