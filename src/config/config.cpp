@@ -271,6 +271,8 @@ void Config::validate(Problems& p) const {
     p.require(moe.enabled() && moe.num_experts % parallel.expert_parallel == 0,
               "parallel.expert_parallel", parallel.expert_parallel,
               "must divide moe.num_experts (" + std::to_string(moe.num_experts) + ")");
+  p.require(parallel.step_timeout_s >= 0, "parallel.step_timeout_s", parallel.step_timeout_s,
+            "must be >= 0 (0: no limit)");
   if (data.source == DataSource::bytes)
     p.require(model.vocab_size >= 256, "model.vocab_size", model.vocab_size,
               "must be at least 256 for data.source: bytes");

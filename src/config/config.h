@@ -32,6 +32,7 @@ struct TrainConfig {
 
 struct ParallelConfig {
   int64_t expert_parallel = 1;  // ep: ranks that share one copy of the experts
+  double step_timeout_s = 900;  // a step longer than this ends the job (exit 6); 0: never
 };
 
 struct Config {

@@ -143,7 +143,10 @@ void visit_config(V& v, Config& c) {
     v.field("eval_batches", t.eval_batches);
     v.field("grad_accum", t.grad_accum);
   });
-  v.section("parallel", [&] { v.field("expert_parallel", c.parallel.expert_parallel); });
+  v.section("parallel", [&] {
+    v.field("expert_parallel", c.parallel.expert_parallel);
+    v.field("step_timeout_s", c.parallel.step_timeout_s);
+  });
 }
 
 }  // namespace sy

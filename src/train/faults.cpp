@@ -1,7 +1,10 @@
 #include "train/faults.h"
 
 #include <cstdio>
+#include <chrono>
 #include <cstdlib>
+#include <string>
+#include <thread>
 
 #include "core/errors.h"
 
@@ -12,10 +15,14 @@ void maybe_inject_fault(int rank, int64_t step) {
   if (!spec) return;
   int fault_rank = -1;
   long long fault_step = -1;
-  if (std::sscanf(spec, "rank=%d,step=%lld", &fault_rank, &fault_step) != 2)
-    fatalf(ExitCode::bad_input, "SWITCHYARD_INJECT_FAULT='{}': expected rank=R,step=S", spec);
-  if (rank == fault_rank && step == fault_step)
-    fatalf(ExitCode::internal, "injected fault at step {} (SWITCHYARD_INJECT_FAULT)", step);
+  char kind[16] = "fail";
+  const int n = std::sscanf(spec, "rank=%d,step=%lld,%15s", &fault_rank, &fault_step, kind);
+  if (n < 2)
+    fatalf(ExitCode::bad_input, "SWITCHYARD_INJECT_FAULT='{}': expected rank=R,step=S[,stall]", spec);
+  if (rank != fault_rank || step != fault_step) return;
+  if (std::string(kind) == "stall")  // a rank that stops answering
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  fatalf(ExitCode::internal, "injected fault at step {} (SWITCHYARD_INJECT_FAULT)", step);
 }
 
 }  // namespace sy

@@ -1,7 +1,7 @@
 #pragma once
 // Fault injection for tests of the failure paths. SWITCHYARD_INJECT_FAULT names a
 // rank and a step ("rank=1,step=3"); that rank dies there through the fatal path,
-// as a real failure would. Unset (always, outside tests): nothing happens.
+// as a real failure would ("rank=1,step=3,stall": it hangs instead). Unset (always, outside tests): nothing happens.
 #include <cstdint>
 
 namespace sy {

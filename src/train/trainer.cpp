@@ -22,7 +22,8 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
     : cfg_(cfg),
       ops_(ops),
       mesh_(ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts)),
-      rank_(mesh_.rank) {
+      rank_(mesh_.rank),
+      watchdog_(mesh_.world > 1 ? cfg.parallel.step_timeout_s : 0.0, mesh_.rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));
   data_ = open_dataset(cfg.data, cfg.model.vocab_size, cfg.seed, eval_split);
   LoaderOptions lo;
@@ -332,6 +333,7 @@ TrainResult Trainer::run() {
   Timer total, window;
   int64_t window_tokens = 0;
   for (int64_t step = 0; step < t.steps; ++step) {
+    watchdog_.begin_step(step);  // covers the step, its evaluation and its logging
     const StepStats s = train_step(step);
     window_tokens += train_data_->global_batch() * t.seq_len;
     const bool last = step + 1 == t.steps;
@@ -361,6 +363,7 @@ TrainResult Trainer::run() {
     r.last = s;
     if (do_eval) r.eval = e;
     r.steps = step + 1;
+    watchdog_.end_step();
   }
   log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}{}", r.steps,
            total.seconds(), r.eval.nll, r.eval.ppl,

@@ -13,6 +13,7 @@
 #include "parallel/communicator.h"
 #include "optim/adam.h"
 #include "train/metrics.h"
+#include "train/watchdog.h"
 
 namespace sy {
 
@@ -82,6 +83,7 @@ class Trainer {
   Ops& ops_;
   ProcessMesh mesh_;
   int rank_;
+  StepWatchdog watchdog_;
   std::vector<Batch> micro_;  // this rank's micro-batches of the current step
   struct GradRun {
     Tensor grads;  // a run of consecutive parameters' gradients
