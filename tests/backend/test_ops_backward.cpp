@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/attention_cache.h"
 #include "test_util.h"
 
 namespace sy {
@@ -121,18 +122,8 @@ TEST_F(OpsBackward, Softmax) {
 TEST_F(OpsBackward, Attention) {
   for (bool causal : {true, false})
     for (auto [B, T, C, NH] : {std::array<int64_t, 4>{1, 1, 2, 1}, {2, 4, 6, 3}, {1, 7, 4, 2}}) {
-      const int64_t D = C / NH, n = B * NH * T * D, p = B * NH * T * T;
-      std::vector<std::vector<double>> store(9);
-      AttentionCache c;
-      int i = 0;
-      for (Tensor* t : {&c.q, &c.k, &c.v, &c.out_heads, &c.dq, &c.dk, &c.dv}) {
-        store[i].assign(static_cast<size_t>(n), 0.0);
-        *t = as_tensor(store[i++], {B, NH, T, D});
-      }
-      for (Tensor* t : {&c.probs, &c.dprobs}) {
-        store[i].assign(static_cast<size_t>(p), 0.0);
-        *t = as_tensor(store[i++], {B, NH, T, T});
-      }
+      std::vector<std::vector<double>> store;
+      AttentionCache c = test::make_attention_cache(store, B, NH, T, C / NH);
       auto qkv = random_vec(B * T * 3 * C, 18), dout = random_vec(B * T * C, 19);
       auto f = [&] {
         std::vector<double> out(static_cast<size_t>(B * T * C));

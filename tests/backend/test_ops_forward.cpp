@@ -5,6 +5,7 @@
 
 #include "backend/cpu/cpu_ops.h"
 #include "backend/reference.h"
+#include "backend/attention_cache.h"
 #include "test_util.h"
 
 namespace sy {
@@ -142,32 +143,13 @@ TEST_F(OpsForward, SoftmaxIsStableForLargeLogits) {
   }
 }
 
-AttentionCache make_cache(std::vector<std::vector<double>>& store, int64_t B, int64_t NH,
-                          int64_t T, int64_t D) {
-  store.assign(9, {});
-  const int64_t n = B * NH * T * D, p = B * NH * T * T;
-  Tensor* slots[] = {nullptr};
-  (void)slots;
-  AttentionCache c;
-  int i = 0;
-  for (Tensor* t : {&c.q, &c.k, &c.v, &c.out_heads, &c.dq, &c.dk, &c.dv}) {
-    store[i].assign(static_cast<size_t>(n), 0.0);
-    *t = as_tensor(store[i++], {B, NH, T, D});
-  }
-  for (Tensor* t : {&c.probs, &c.dprobs}) {
-    store[i].assign(static_cast<size_t>(p), 0.0);
-    *t = as_tensor(store[i++], {B, NH, T, T});
-  }
-  return c;
-}
-
 TEST_F(OpsForward, AttentionCausalAndBidirectional) {
   for (bool causal : {true, false})
     for (auto [B, T, C, NH] : {std::array<int64_t, 4>{1, 1, 2, 1}, {2, 5, 6, 3}, {3, 17, 16, 4}}) {
       auto qkv = random_vec(B * T * 3 * C, 11);
       const auto ref = ref::attention(qkv, B, T, C, NH, causal);
       std::vector<std::vector<double>> store;
-      AttentionCache cache = make_cache(store, B, NH, T, C / NH);
+      AttentionCache cache = test::make_attention_cache(store, B, NH, T, C / NH);
       std::vector<double> out(static_cast<size_t>(B * T * C));
       ops->attention_forward(as_tensor(out, {B, T, C}), cache, as_tensor(qkv, {B, T, 3 * C}), NH,
                              causal);
@@ -179,7 +161,7 @@ TEST_F(OpsForward, CausalAttentionIgnoresTheFuture) {
   const int64_t B = 1, T = 6, C = 4, NH = 2;
   auto qkv = random_vec(B * T * 3 * C, 12);
   std::vector<std::vector<double>> store;
-  AttentionCache cache = make_cache(store, B, NH, T, C / NH);
+  AttentionCache cache = test::make_attention_cache(store, B, NH, T, C / NH);
   std::vector<double> out1(static_cast<size_t>(B * T * C)), out2(out1.size());
   ops->attention_forward(as_tensor(out1, {B, T, C}), cache, as_tensor(qkv, {B, T, 3 * C}), NH, true);
   for (int64_t c = 0; c < 3 * C; ++c) qkv[(T - 1) * 3 * C + c] += 5.0;  // change the last token

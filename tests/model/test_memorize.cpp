@@ -5,7 +5,7 @@
 #include "data/loader.h"
 #include "model/model_fixture.h"
 #include "model/transformer.h"
-#include "optim/adam.h"
+#include "model/fixed_batch_training.h"
 
 namespace sy {
 namespace {
@@ -31,22 +31,7 @@ double train_on_fixed_batch(Arch arch, int steps) {
     targets = ids;
     mask_tokens(ids.data(), targets.data(), B * T, cfg.vocab_size, cfg.vocab_size - 1, 0.3, 13, 0);
   }
-  OptimConfig oc;
-  oc.lr = 1e-2;
-  oc.weight_decay = 0.0;
-  std::vector<OptimParam> params;
-  ParamStore& ps = model.params();
-  for (ParamId p = 0; p < ps.size(); ++p) params.push_back({ps.value(p), ps.grad(p), true});
-  Adam adam(*ops, oc, params);
-  double nll = 0;
-  for (int s = 0; s < steps; ++s) {
-    ps.zero_grads();
-    const LossSums l = model.forward(ids.data(), targets.data());
-    nll = l.nll / l.count;
-    model.backward(1.0 / l.count);
-    adam.step(oc.lr, clip_factor(global_grad_norm(*ops, {ps.grads()}), 1.0));
-  }
-  return nll;
+  return test::train_fixed_batch(*ops, model, ids, targets, steps).back();
 }
 
 TEST(Memorize, DecoderLearnsAFixedStream) {

@@ -4,7 +4,7 @@
 
 #include "model/model_fixture.h"
 #include "moe/moe_model.h"
-#include "optim/adam.h"
+#include "model/fixed_batch_training.h"
 
 namespace sy {
 namespace {
@@ -26,24 +26,10 @@ double train(const MoeConfig& moe_cfg, int steps, double* first) {
   model.init_params(11);
   auto stream = test::random_tokens(B * T + 1, cfg.vocab_size, 12);
   std::vector<int32_t> ids(stream.begin(), stream.end() - 1), targets(stream.begin() + 1, stream.end());
-  OptimConfig oc;
-  oc.lr = 1e-2;
-  oc.weight_decay = 0.0;
-  std::vector<OptimParam> params;
-  ParamStore& ps = model.params();
-  for (ParamId p = 0; p < ps.size(); ++p) params.push_back({ps.value(p), ps.grad(p), true});
-  Adam adam(*ops, oc, params);
-  double nll = 0;
-  for (int s = 0; s < steps; ++s) {
-    moe.runtime().ctx = RouteContext{5, s, true, B, T, 0};
-    ps.zero_grads();
-    const LossSums l = model.forward(ids.data(), targets.data());
-    nll = l.nll / l.count;
-    if (s == 0) *first = nll;
-    model.backward(1.0 / l.count);
-    adam.step(oc.lr, clip_factor(global_grad_norm(*ops, {ps.grads()}), 1.0));
-  }
-  return nll;
+  const std::vector<double> nll = test::train_fixed_batch(
+      *ops, model, ids, targets, steps, [&](int s) { moe.runtime().ctx = RouteContext{5, s, true, B, T, 0}; });
+  *first = nll.front();
+  return nll.back();
 }
 
 class MoeTrains : public ::testing::TestWithParam<RouterKind> {};
