@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "core/version.h"
+#include "checkpoint/checkpoint.h"
 #include "data/prepare.h"
 #include "train/bench.h"
 #include "train/evaluate.h"
@@ -36,6 +37,15 @@ int run(int argc, char** argv, int rank) {
   ConfigArgs train_args, bench_args;
   CLI::App* train = app.add_subcommand("train", "train a model from a config");
   train_args.add_to(train);
+  std::string resume;
+  train->add_option("--resume", resume,
+                    "auto (the run directory's latest checkpoint, if any) or a checkpoint directory");
+
+  std::string ckpt_path;
+  CLI::App* inspect = app.add_subcommand("inspect", "print what a checkpoint holds");
+  inspect->add_option("path", ckpt_path, "a checkpoint directory (…/checkpoints/step_NNNNNNN)")->required();
+  CLI::App* verify = app.add_subcommand("verify", "check every checksum and index of a checkpoint");
+  verify->add_option("path", ckpt_path, "a checkpoint directory")->required();
 
   CLI::App* bench = app.add_subcommand("bench", "benchmark one training step of a config");
   bench_args.add_to(bench);
@@ -73,7 +83,7 @@ int run(int argc, char** argv, int rank) {
     const sy::Config cfg = sy::load_config(train_args.path, train_args.overrides);
     auto ops = sy::make_ops(cfg.backend);
     sy::Trainer trainer(cfg, *ops);
-    trainer.run();
+    return trainer.run(resume).exit_code;
   } else if (*bench) {
     const sy::Config cfg = sy::load_config(bench_args.path, bench_args.overrides);
     return sy::run_bench(cfg, benchmark_flags);
@@ -87,6 +97,11 @@ int run(int argc, char** argv, int rank) {
                           cfg.threads > 0 ? static_cast<int>(cfg.threads) : 2);
   } else if (*eval) {
     return sy::run_eval(eval_run, eval_split, eval_overrides, rank);
+  } else if (*inspect) {
+    if (rank == 0) std::fputs(sy::describe_checkpoint(ckpt_path).c_str(), stdout);
+  } else if (*verify) {
+    sy::verify_checkpoint(ckpt_path);
+    if (rank == 0) std::printf("ok: %s: every checksum and index entry verified\n", ckpt_path.c_str());
   } else if (*check) {
     const sy::Config cfg = sy::load_config(check_args.path, check_args.overrides);
     if (rank == 0) std::fputs(sy::to_yaml(cfg).c_str(), stdout);

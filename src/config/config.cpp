@@ -271,6 +271,8 @@ void Config::validate(Problems& p) const {
     p.require(moe.enabled() && moe.num_experts % parallel.expert_parallel == 0,
               "parallel.expert_parallel", parallel.expert_parallel,
               "must divide moe.num_experts (" + std::to_string(moe.num_experts) + ")");
+  p.require(checkpoint.every >= 0, "checkpoint.every", checkpoint.every, "must be >= 0 (0: at the end only)");
+  p.require(checkpoint.keep_last >= 1, "checkpoint.keep_last", checkpoint.keep_last, "must be positive");
   p.require(parallel.step_timeout_s >= 0, "parallel.step_timeout_s", parallel.step_timeout_s,
             "must be >= 0 (0: no limit)");
   if (data.source == DataSource::bytes)

@@ -28,6 +28,12 @@ struct TrainConfig {
   int64_t eval_every = 100;  // 0: only at the end
   int64_t eval_batches = 8;  // 0: the whole evaluation split
   int64_t grad_accum = 1;    // micro-batches per rank per optimizer step
+  bool skip_non_finite = false;  // a NaN/Inf loss or gradient: skip the step (else abort, exit 4)
+};
+
+struct CheckpointConfig {
+  int64_t every = 0;      // steps between checkpoints; 0: only at the end and on SIGTERM/SIGINT
+  int64_t keep_last = 3;  // committed checkpoints kept (the newest and the resumed one always)
 };
 
 struct ParallelConfig {
@@ -47,6 +53,7 @@ struct Config {
   PrepareConfig prepare;
   TrainConfig train;
   ParallelConfig parallel;
+  CheckpointConfig checkpoint;
 
   // Cross-section rules, then each section's own.
   void validate(Problems& p) const;

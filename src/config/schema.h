@@ -142,6 +142,11 @@ void visit_config(V& v, Config& c) {
     v.field("eval_every", t.eval_every);
     v.field("eval_batches", t.eval_batches);
     v.field("grad_accum", t.grad_accum);
+    v.field("skip_non_finite", t.skip_non_finite);
+  });
+  v.section("checkpoint", [&] {
+    v.field("every", c.checkpoint.every);
+    v.field("keep_last", c.checkpoint.keep_last);
   });
   v.section("parallel", [&] {
     v.field("expert_parallel", c.parallel.expert_parallel);

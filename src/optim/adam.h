@@ -20,6 +20,7 @@ class Adam {
   // (clipping factor times any averaging). Increments the step count.
   void step(double lr, double grad_scale);
   int64_t steps_taken() const { return step_; }
+  void set_steps_taken(int64_t s) { step_ = s; }  // resuming
   Tensor first_moments() const { return m_; }   // flat, in parameter order
   Tensor second_moments() const { return v_; }  // flat, in parameter order
 

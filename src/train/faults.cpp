@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -12,17 +13,35 @@ namespace sy {
 
 void maybe_inject_fault(int rank, int64_t step) {
   static const char* spec = std::getenv("SWITCHYARD_INJECT_FAULT");
-  if (!spec) return;
+  if (!spec || !*spec) return;
   int fault_rank = -1;
   long long fault_step = -1;
   char kind[16] = "fail";
   const int n = std::sscanf(spec, "rank=%d,step=%lld,%15s", &fault_rank, &fault_step, kind);
   if (n < 2)
-    fatalf(ExitCode::bad_input, "SWITCHYARD_INJECT_FAULT='{}': expected rank=R,step=S[,stall]", spec);
-  if (rank != fault_rank || step != fault_step) return;
+    fatalf(ExitCode::bad_input, "SWITCHYARD_INJECT_FAULT='{}': expected rank=R,step=S[,stall|term|nan]", spec);
+  if (rank != fault_rank || step != fault_step || std::string(kind) == "nan") return;
+  if (std::string(kind) == "term") {  // preemption: the scheduler's SIGTERM
+    std::raise(SIGTERM);
+    return;
+  }
   if (std::string(kind) == "stall")  // a rank that stops answering
     for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
   fatalf(ExitCode::internal, "injected fault at step {} (SWITCHYARD_INJECT_FAULT)", step);
+}
+
+}  // namespace sy
+
+namespace sy {
+
+bool inject_nan(int rank, int64_t step) {
+  static const char* spec = std::getenv("SWITCHYARD_INJECT_FAULT");
+  if (!spec || !*spec) return false;
+  int r = -1;
+  long long s = -1;
+  char kind[16] = "";
+  return std::sscanf(spec, "rank=%d,step=%lld,%15s", &r, &s, kind) == 3 && r == rank &&
+         s == step && std::string(kind) == "nan";
 }
 
 }  // namespace sy

@@ -1,11 +1,14 @@
 #pragma once
 // Fault injection for tests of the failure paths. SWITCHYARD_INJECT_FAULT names a
 // rank and a step ("rank=1,step=3"); that rank dies there through the fatal path,
-// as a real failure would ("rank=1,step=3,stall": it hangs instead). Unset (always, outside tests): nothing happens.
+// as a real failure would ("…,stall": it hangs instead; "…,term": it receives
+// SIGTERM; "…,nan": its gradients turn NaN). Unset (always, outside tests): nothing happens.
 #include <cstdint>
 
 namespace sy {
 
 void maybe_inject_fault(int rank, int64_t step);
+// "rank=R,step=S,nan": true on that rank at that step (the trainer poisons a gradient).
+bool inject_nan(int rank, int64_t step);
 
 }  // namespace sy

@@ -11,7 +11,9 @@ namespace sy {
 class MetricsWriter {
  public:
   MetricsWriter() = default;
-  explicit MetricsWriter(const std::string& path);  // truncates
+  // Truncates, or with keep_before ≥ 0 keeps the lines of steps < keep_before (a
+  // resumed run continues the file exactly where its checkpoint was taken).
+  explicit MetricsWriter(const std::string& path, int64_t keep_before = -1);
   void write(const nlohmann::json& line);
   bool open() const { return out_.is_open(); }
 

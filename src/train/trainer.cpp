@@ -14,7 +14,10 @@
 #include "core/log.h"
 #include "core/timer.h"
 #include "optim/schedule.h"
+#include "checkpoint/checkpoint.h"
+#include "core/sha256.h"
 #include "train/faults.h"
+#include "train/signals.h"
 
 namespace sy {
 
@@ -139,6 +142,7 @@ StepStats Trainer::train_step(int64_t step) {
       }
   }
   if (moe_) moe_->snapshot();
+  if (inject_nan(rank_, step)) ops_.fill(ps.grads().view({1}), std::nan(""));
   sync_gradients();
   mesh_.world_comm->all_reduce_sum(sums);
   StepStats s;
@@ -147,11 +151,20 @@ StepStats Trainer::train_step(int64_t step) {
   s.loss = (count[0] > 0 ? sums[0] / count[0] : 0.0) + s.aux;
   s.nll = count[0] > 0 ? sums[1] / count[0] : 0.0;
   s.grad_norm = gradient_norm();
-  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm))
-    fatalf(ExitCode::non_finite, "step {}: non-finite loss ({}) or gradient norm ({}); "
-           "try a lower optim.lr or stronger optim.grad_clip", step, s.loss, s.grad_norm);
   s.lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
-  adam_->step(s.lr, clip_factor(s.grad_norm, cfg_.optim.grad_clip));
+  // Loss and gradient norm are reduced over every rank, so all ranks decide alike.
+  if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) {
+    if (!cfg_.train.skip_non_finite)
+      fatalf(ExitCode::non_finite, "step {}: non-finite loss ({}) or gradient norm ({}); "
+             "try a lower optim.lr or stronger optim.grad_clip, or set train.skip_non_finite",
+             step, s.loss, s.grad_norm);
+    log_warn("step {}: non-finite loss ({}) or gradient norm ({}): step skipped", step, s.loss,
+             s.grad_norm);
+    s.skipped = true;
+    ++skipped_steps_;
+  } else {
+    adam_->step(s.lr, clip_factor(s.grad_norm, cfg_.optim.grad_clip));
+  }
   s.exchange = traffic;
   s.seconds = step_timer.seconds();
   return s;
@@ -204,6 +217,7 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
                        const EvalStats* eval) {
   nlohmann::json j;
   j["step"] = step;
+  if (skipped_steps_ > 0) j["skipped_steps"] = skipped_steps_;
   j["loss"] = s.loss;
   j["nll"] = s.nll;
   j["ppl"] = std::exp(s.nll);
@@ -286,7 +300,77 @@ void Trainer::save_weights() {
   log_info("final weights in {}", cfg_.run.dir);
 }
 
-TrainResult Trainer::run() {
+nlohmann::json Trainer::fingerprint() const {
+  nlohmann::json f;
+  f["train.seq_len"] = cfg_.train.seq_len;
+  f["model.vocab_size"] = cfg_.model.vocab_size;
+  f["global_batch_rows"] = train_data_->global_batch();
+  f["model.arch"] = cfg_.model.arch == Arch::decoder ? "decoder" : "encoder";
+  f["model.shape"] = fmt::format("{}x{}x{}h ff{}", cfg_.model.n_layers, cfg_.model.d_model,
+                                 cfg_.model.n_heads, cfg_.model.d_ff);
+  f["moe.experts"] = cfg_.moe.num_experts;
+  f["moe.router"] = cfg_.moe.enabled() ? router_name(cfg_.moe.router) : "none";
+  if (cfg_.data.source == DataSource::prepared)
+    f["data.manifest"] = sha256_file(cfg_.data.path + "/manifest.json");
+  else
+    f["data.manifest"] = fmt::format("{} {} {} seed {}",
+                                     cfg_.data.source == DataSource::synthetic ? "synthetic" : "bytes",
+                                     cfg_.data.path, cfg_.data.synthetic_tokens, cfg_.seed);
+  return f;
+}
+
+std::string Trainer::save_checkpoint_now(int64_t steps_done) {
+  CheckpointState st;
+  st.step = steps_done;
+  st.tokens_seen = steps_done * train_data_->global_batch() * cfg_.train.seq_len;
+  st.adam_steps = adam_->steps_taken();
+  st.skipped_steps = skipped_steps_;
+  st.loader_consumed = train_data_->state().consumed;
+  if (moe_)
+    for (MoeLayer* l : moe_->layers())
+      st.router_state[fmt::format("blocks.{}.moe.router.thresholds", l->layer())] = l->router().thresholds();
+  st.config_yaml = to_yaml(cfg_);
+  st.fingerprint = fingerprint();
+  st.world = mesh_.world;
+  st.ep = mesh_.ep;
+  ShardPlan plan;
+  if (mesh_.ep == 1) plan = rank_ == 0 ? ShardPlan{0, true} : ShardPlan{-1, false};
+  else if (mesh_.dp_rank == 0) plan = ShardPlan{mesh_.ep_rank, mesh_.ep_rank == 0};
+  const std::string dir =
+      save_checkpoint(cfg_.run.dir, st, model_->params(), adam_->first_moments(),
+                      adam_->second_moments(), plan, *mesh_.world_comm,
+                      static_cast<int>(cfg_.checkpoint.keep_last), resumed_from_);
+  log_info("checkpoint: {}", dir);
+  return dir;
+}
+
+void Trainer::restore_checkpoint(const std::string& dir) {
+  const CheckpointState st = read_checkpoint_state(dir);
+  const std::vector<std::string> changed = fingerprint_changes(st.fingerprint, fingerprint());
+  if (!changed.empty()) {
+    std::string msg = "cannot resume from '" + dir + "': the run changed in ways that make resuming meaningless:";
+    for (const std::string& c : changed) msg += "\n  " + c;
+    throw Error(ExitCode::bad_input, msg + "\n(start a new run directory, or restore these settings)");
+  }
+  load_checkpoint_tensors(dir, model_->params(), adam_->first_moments(), adam_->second_moments());
+  adam_->set_steps_taken(st.adam_steps);
+  skipped_steps_ = st.skipped_steps;
+  train_data_->restore(LoaderState{st.loader_consumed, 0});
+  if (moe_)
+    for (MoeLayer* l : moe_->layers()) {
+      auto it = st.router_state.find(fmt::format("blocks.{}.moe.router.thresholds", l->layer()));
+      if (it != st.router_state.end()) l->router().set_thresholds(it->second);
+    }
+  resumed_from_ = dir;
+  log_info("resumed from {} (step {}, saved on {} rank(s) with expert parallelism {})", dir, st.step,
+           st.world, st.ep);
+}
+
+void Trainer::open_metrics(int64_t first_step) {
+  if (rank_ == 0) metrics_ = MetricsWriter(cfg_.run.dir + "/metrics.jsonl", first_step > 0 ? first_step : -1);
+}
+
+TrainResult Trainer::run(const std::string& resume) {
   namespace fs = std::filesystem;
   const TrainConfig& t = cfg_.train;
   std::error_code ec;
@@ -295,10 +379,19 @@ TrainResult Trainer::run() {
     throw Error(ExitCode::bad_input,
                 "run.dir: cannot create '" + cfg_.run.dir + "': " + ec.message());
   add_log_file(cfg_.run.dir + "/log.txt");
-  if (rank_ == 0) {
-    std::ofstream(cfg_.run.dir + "/config.yaml") << to_yaml(cfg_);
-    metrics_ = MetricsWriter(cfg_.run.dir + "/metrics.jsonl");
+  if (rank_ == 0) std::ofstream(cfg_.run.dir + "/config.yaml") << to_yaml(cfg_);
+  int64_t first_step = 0;
+  if (!resume.empty()) {
+    const std::string dir = resolve_resume(cfg_.run.dir, resume);
+    if (!dir.empty()) {
+      restore_checkpoint(dir);
+      first_step = read_checkpoint_state(dir).step;
+    } else {
+      log_info("resume auto: no checkpoint in {}/checkpoints yet, starting fresh", cfg_.run.dir);
+    }
   }
+  open_metrics(first_step);
+  install_stop_handlers();
 
   const ParamStore& ps = model_->params();
   log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}",
@@ -332,7 +425,8 @@ TrainResult Trainer::run() {
   TrainResult r;
   Timer total, window;
   int64_t window_tokens = 0;
-  for (int64_t step = 0; step < t.steps; ++step) {
+  r.steps = first_step;
+  for (int64_t step = first_step; step < t.steps; ++step) {
     watchdog_.begin_step(step);  // covers the step, its evaluation and its logging
     const StepStats s = train_step(step);
     window_tokens += train_data_->global_batch() * t.seq_len;
@@ -363,7 +457,17 @@ TrainResult Trainer::run() {
     r.last = s;
     if (do_eval) r.eval = e;
     r.steps = step + 1;
+    // A stop signal on any rank stops every rank, at the same step boundary.
+    const bool stop = mesh_.world_comm->all_reduce_max(stop_requested() ? 1 : 0) > 0;
+    const bool periodic = cfg_.checkpoint.every > 0 && (step + 1) % cfg_.checkpoint.every == 0;
+    if (stop || periodic || last) save_checkpoint_now(step + 1);
     watchdog_.end_step();
+    if (stop) {
+      log_warn("stopped by a signal after step {}: checkpoint saved; resume with --resume auto "
+               "(exit code 3)", step + 1);
+      r.exit_code = static_cast<int>(ExitCode::preempted);
+      return r;
+    }
   }
   log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}{}", r.steps,
            total.seconds(), r.eval.nll, r.eval.ppl,

@@ -12,6 +12,8 @@
 #include "moe/moe_model.h"
 #include "parallel/communicator.h"
 #include "optim/adam.h"
+#include <nlohmann/json.hpp>
+
 #include "train/metrics.h"
 #include "train/watchdog.h"
 
@@ -31,6 +33,7 @@ struct StepStats {
   double grad_norm = 0;  // before clipping
   double lr = 0;
   double seconds = 0;  // wall time of the step on this rank
+  bool skipped = false;  // non-finite values: no update (train.skip_non_finite)
   ExchangeTotals exchange;  // this rank's
 };
 
@@ -45,6 +48,7 @@ struct EvalStats {
 };
 
 struct TrainResult {
+  int exit_code = 0;  // 0, or 3 when stopped by SIGTERM / SIGINT after a checkpoint
   int64_t steps = 0;
   StepStats last;
   EvalStats eval;
@@ -62,7 +66,13 @@ class Trainer {
   // Evaluates train.eval_batches batches of the evaluation split (0: all of it).
   EvalStats evaluate(int64_t max_batches = -1);
   // The whole run: writes config.yaml, metrics.jsonl and log.txt under cfg.run.dir.
-  TrainResult run();
+  // resume: "" (fresh), "auto" (the latest checkpoint of run.dir, if any) or a
+  // checkpoint directory.
+  TrainResult run(const std::string& resume = "");
+  // Checkpointing (collective).
+  std::string save_checkpoint_now(int64_t steps_done);
+  void restore_checkpoint(const std::string& dir);
+  nlohmann::json fingerprint() const;
 
   Transformer& model() { return *model_; }
   MoeModel* moe() { return moe_.get(); }
@@ -78,6 +88,7 @@ class Trainer {
   void sync_gradients();
   double gradient_norm();
   void save_weights();
+  void open_metrics(int64_t first_step);
   EvalStats evaluate_once(int64_t n_batches);
   Config cfg_;
   Ops& ops_;
@@ -91,6 +102,8 @@ class Trainer {
   };
   std::vector<GradRun> grad_runs_;
   std::vector<double> count_, sums_, norm_;  // host scalars reduced over ranks (preallocated)
+  int64_t skipped_steps_ = 0;
+  std::string resumed_from_;
   Dataset data_;
   std::unique_ptr<MoeModel> moe_;  // before model_: its factory builds the model's MoE layers
   std::unique_ptr<Transformer> model_;

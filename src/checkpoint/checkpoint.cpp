@@ -1,0 +1,325 @@
+#include "checkpoint/checkpoint.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "checkpoint/safetensors.h"
+#include "core/errors.h"
+#include "core/log.h"
+#include "core/sha256.h"
+#include "core/version.h"
+
+namespace sy {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const char* st_dtype(DType d) { return d == DType::f64 ? "F64" : "F32"; }
+
+std::string step_name(int64_t step) { return fmt::format("step_{:07d}", step); }
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void write_file_synced(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) throw Error(ExitCode::checkpoint, "cannot write '" + tmp + "'");
+  bool ok = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  ok = std::fflush(f) == 0 && ok && ::fsync(fileno(f)) == 0;
+  ok = std::fclose(f) == 0 && ok;
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(ExitCode::checkpoint, "failed writing '" + path + "' (disk full?)");
+}
+
+// Tests of crash safety: SWITCHYARD_CRASH_IN_SAVE=<point>@<step> kills this
+// process (SIGKILL, as kill -9) when the save of that step reaches that point.
+void crash_point(const char* point, int64_t step) {
+  static const char* want = std::getenv("SWITCHYARD_CRASH_IN_SAVE");
+  if (want && fmt::format("{}@{}", point, step) == want) {
+    flush_logs();
+    ::kill(::getpid(), SIGKILL);
+  }
+}
+
+void write_shard(const std::string& path, const ParamStore& params, const std::vector<char>& host,
+                 const std::vector<std::string>& prefixes, bool dense) {
+  std::map<std::string, SafeTensor> tensors;
+  const size_t width = dtype_size(params.dtype());
+  const size_t total = static_cast<size_t>(params.numel()) * width;
+  for (size_t k = 0; k < prefixes.size(); ++k)
+    for (ParamId i = 0; i < params.size(); ++i) {
+      const ParamSpec& s = params.spec(i);
+      if (!dense && s.name.find(".experts.") == std::string::npos) continue;
+      tensors[prefixes[k] + s.name] = {st_dtype(params.dtype()), s.shape,
+                                       host.data() + k * total + s.offset * width,
+                                       static_cast<size_t>(s.numel) * width};
+    }
+  write_safetensors(path, tensors, {{"format", "switchyard"}});
+}
+
+// name → file over every *-rank-*.safetensors of `prefix` in dir.
+json build_index(const std::string& dir, const std::string& prefix) {
+  json index;
+  index["metadata"] = {{"format", "switchyard"}};
+  index["weight_map"] = json::object();
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string f = e.path().filename().string();
+    if (f.rfind(prefix + "-rank-", 0) != 0) continue;
+    const SafeTensorsFile file(e.path().string());
+    for (const auto& [name, t] : file.tensors()) index["weight_map"][name] = f;
+  }
+  return index;
+}
+
+void retain(const std::string& ckpt_root, int keep_last, const std::string& newest,
+            const std::string& protect) {
+  if (keep_last <= 0) return;
+  std::vector<std::string> steps;
+  for (const auto& e : fs::directory_iterator(ckpt_root)) {
+    const std::string f = e.path().filename().string();
+    if (e.is_directory() && f.rfind("step_", 0) == 0) steps.push_back(f);
+  }
+  std::sort(steps.begin(), steps.end());
+  const int64_t excess = static_cast<int64_t>(steps.size()) - keep_last;
+  for (int64_t i = 0; i < excess; ++i) {
+    const std::string path = ckpt_root + "/" + steps[i];
+    if (steps[i] == newest || fs::path(path) == fs::path(protect)) continue;
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+}
+
+}  // namespace
+
+std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state,
+                            const ParamStore& params, const Tensor& m, const Tensor& v,
+                            const ShardPlan& plan, Communicator& world, int keep_last,
+                            const std::string& protect) {
+  const std::string root = run_dir + "/checkpoints";
+  const std::string name = step_name(state.step);
+  const std::string tmp = root + "/.tmp-" + name;
+  const std::string final_dir = root + "/" + name;
+  if (world.rank() == 0) {
+    std::error_code ec;
+    fs::create_directories(root, ec);
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp, ec);
+    if (ec) throw Error(ExitCode::checkpoint, "cannot create '" + tmp + "': " + ec.message());
+  }
+  world.barrier();
+  if (plan.shard >= 0) {
+    const size_t bytes = params.values().bytes();
+    std::vector<char> host(3 * bytes);
+    params.ops().to_host(host.data(), params.values());
+    params.ops().to_host(host.data() + bytes, m);
+    params.ops().to_host(host.data() + 2 * bytes, v);
+    const std::string r = "-rank-" + std::to_string(plan.shard) + ".safetensors";
+    write_shard(tmp + "/model" + r, params, host, {""}, plan.dense);
+    std::vector<char> moments(host.begin() + static_cast<std::ptrdiff_t>(bytes), host.end());
+    write_shard(tmp + "/optimizer" + r, params, moments, {"exp_avg.", "exp_avg_sq."}, plan.dense);
+  }
+  crash_point("after_shards", state.step);
+  world.barrier();
+  if (world.rank() == 0) {
+    write_file_synced(tmp + "/model.safetensors.index.json", build_index(tmp, "model").dump(2) + "\n");
+    write_file_synced(tmp + "/optimizer.safetensors.index.json",
+                      build_index(tmp, "optimizer").dump(2) + "\n");
+    json files = json::object();
+    for (const auto& e : fs::directory_iterator(tmp))
+      files[e.path().filename().string()] = sha256_file(e.path().string());
+    json router = json::object();
+    for (const auto& [k, val] : state.router_state) router[k] = val;
+    const json st = {{"format", "switchyard-checkpoint"},
+                     {"version", kCheckpointVersion},
+                     {"step", state.step},
+                     {"tokens_seen", state.tokens_seen},
+                     {"adam_steps", state.adam_steps},
+                     {"skipped_steps", state.skipped_steps},
+                     {"loader", {{"consumed", state.loader_consumed}}},
+                     {"rng", {{"kind", "philox4x32-10, counter-based: every draw is keyed by "
+                                       "(seed, purpose, step, index); no generator state"}}},
+                     {"router_state", router},
+                     {"layout", {{"world", state.world}, {"expert_parallel", state.ep}}},
+                     {"fingerprint", state.fingerprint},
+                     {"config", state.config_yaml},
+                     {"versions", {{"switchyard", SWITCHYARD_VERSION}}},
+                     {"files", files}};
+    write_file_synced(tmp + "/state.json", st.dump(2) + "\n");
+    fsync_path(tmp);
+    crash_point("before_rename", state.step);
+    std::error_code ec;
+    fs::remove_all(final_dir, ec);
+    fs::rename(tmp, final_dir, ec);
+    if (ec) throw Error(ExitCode::checkpoint, "cannot rename '" + tmp + "': " + ec.message());
+    fsync_path(root);
+    crash_point("before_latest", state.step);
+    write_file_synced(root + "/latest", name + "\n");
+    fsync_path(root);
+    retain(root, keep_last, name, protect);
+  }
+  world.barrier();
+  return final_dir;
+}
+
+std::string resolve_resume(const std::string& run_dir, const std::string& spec) {
+  if (spec != "auto") {
+    if (!fs::exists(spec + "/state.json"))
+      throw Error(ExitCode::checkpoint, "--resume " + spec + ": no checkpoint there (no state.json)");
+    return spec;
+  }
+  std::ifstream in(run_dir + "/checkpoints/latest");
+  std::string name;
+  if (!(in >> name)) return "";  // nothing saved yet: a fresh start
+  const std::string dir = run_dir + "/checkpoints/" + name;
+  if (!fs::exists(dir + "/state.json"))
+    throw Error(ExitCode::checkpoint, "'" + run_dir + "/checkpoints/latest' names '" + name +
+                                          "', which holds no state.json");
+  return dir;
+}
+
+CheckpointState read_checkpoint_state(const std::string& dir) {
+  const std::string path = dir + "/state.json";
+  std::ifstream in(path);
+  if (!in) throw Error(ExitCode::checkpoint, "'" + path + "' is missing");
+  json st;
+  try {
+    st = json::parse(in);
+  } catch (const json::exception& e) {
+    throw Error(ExitCode::checkpoint, "'" + path + "' is not valid JSON: " + e.what());
+  }
+  CheckpointState s;
+  try {
+    if (st.value("format", "") != "switchyard-checkpoint")
+      throw Error(ExitCode::checkpoint, "'" + path + "' is not a switchyard checkpoint");
+    if (st.at("version").get<int>() != kCheckpointVersion)
+      throw Error(ExitCode::checkpoint, fmt::format("'{}': checkpoint format version {}, this build "
+                                                    "reads version {}",
+                                                    path, st.at("version").dump(), kCheckpointVersion));
+    for (const auto& [file, sum] : st.at("files").items()) {
+      const std::string f = dir + "/" + file;
+      if (!fs::exists(f)) throw Error(ExitCode::checkpoint, "checkpoint file '" + f + "' is missing");
+      const std::string got = sha256_file(f);
+      if (got != sum.get<std::string>())
+        throw Error(ExitCode::checkpoint, "checkpoint file '" + f + "' is corrupt: SHA-256 " + got +
+                                              ", state.json records " + sum.get<std::string>());
+    }
+    s.step = st.at("step").get<int64_t>();
+    s.tokens_seen = st.at("tokens_seen").get<int64_t>();
+    s.adam_steps = st.at("adam_steps").get<int64_t>();
+    s.skipped_steps = st.at("skipped_steps").get<int64_t>();
+    s.loader_consumed = st.at("loader").at("consumed").get<int64_t>();
+    for (const auto& [k, val] : st.at("router_state").items()) s.router_state[k] = val.get<std::vector<double>>();
+    s.world = st.at("layout").at("world").get<int>();
+    s.ep = st.at("layout").at("expert_parallel").get<int>();
+    s.fingerprint = st.at("fingerprint");
+    s.config_yaml = st.at("config").get<std::string>();
+  } catch (const json::exception& e) {
+    throw Error(ExitCode::checkpoint, "'" + path + "' is malformed: " + e.what());
+  }
+  return s;
+}
+
+void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v) {
+  const size_t width = dtype_size(params.dtype());
+  const size_t bytes = params.values().bytes();
+  auto fill = [&](const std::string& index_name, const std::vector<std::string>& prefixes,
+                  std::vector<char>& host) {
+    const std::string index_path = dir + "/" + index_name;
+    std::ifstream in(index_path);
+    if (!in) throw Error(ExitCode::checkpoint, "'" + index_path + "' is missing");
+    json index;
+    try {
+      index = json::parse(in).at("weight_map");
+    } catch (const json::exception& e) {
+      throw Error(ExitCode::checkpoint, "'" + index_path + "' is malformed: " + e.what());
+    }
+    std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
+    for (size_t k = 0; k < prefixes.size(); ++k)
+      for (ParamId i = 0; i < params.size(); ++i) {
+        const ParamSpec& s = params.spec(i);
+        const std::string name = prefixes[k] + s.name;
+        if (!index.contains(name))
+          throw Error(ExitCode::checkpoint, "'" + index_path + "' has no tensor '" + name + "'");
+        const std::string file = index[name].get<std::string>();
+        auto& f = files[file];
+        if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file);
+        const SafeTensor& t = f->get(name, st_dtype(params.dtype()), s.shape);
+        std::memcpy(host.data() + k * bytes + s.offset * width, t.data, t.bytes);
+      }
+  };
+  std::vector<char> host(bytes);
+  fill("model.safetensors.index.json", {""}, host);
+  params.ops().from_host(params.values(), host.data());
+  if (m.empty()) return;
+  std::vector<char> moments(2 * bytes);
+  fill("optimizer.safetensors.index.json", {"exp_avg.", "exp_avg_sq."}, moments);
+  params.ops().from_host(m, moments.data());
+  params.ops().from_host(v, moments.data() + bytes);
+}
+
+void verify_checkpoint(const std::string& dir) {
+  read_checkpoint_state(dir);  // checksums of every file
+  for (const char* index : {"model.safetensors.index.json", "optimizer.safetensors.index.json"}) {
+    std::ifstream in(dir + "/" + index);
+    const json map = json::parse(in).at("weight_map");
+    std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
+    for (const auto& [name, file] : map.items()) {
+      auto& f = files[file.get<std::string>()];
+      if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file.get<std::string>());
+      if (!f->tensors().count(name))
+        throw Error(ExitCode::checkpoint, "'" + dir + "/" + index + "' maps tensor '" + name +
+                                              "' to '" + file.get<std::string>() + "', which lacks it");
+    }
+  }
+}
+
+std::string describe_checkpoint(const std::string& dir) {
+  const CheckpointState s = read_checkpoint_state(dir);
+  std::ostringstream out;
+  out << fmt::format("checkpoint {}\n  step {}, {} tokens seen, {} optimizer steps, {} skipped\n"
+                     "  saved on {} rank(s), expert parallelism {}\n  loader: {} global batches consumed\n",
+                     dir, s.step, s.tokens_seen, s.adam_steps, s.skipped_steps, s.world, s.ep,
+                     s.loader_consumed);
+  for (const auto& [k, val] : s.router_state) out << "  router state " << k << ": " << val.size() << " values\n";
+  std::ifstream in(dir + "/model.safetensors.index.json");
+  const json map = json::parse(in).at("weight_map");
+  std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
+  int64_t total = 0;
+  for (const auto& [name, file] : map.items()) {
+    auto& f = files[file.get<std::string>()];
+    if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file.get<std::string>());
+    const SafeTensor& t = f->tensors().at(name);
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    total += n;
+    out << fmt::format("  {:<44} {} [{}]  {}\n", name, t.dtype, fmt::join(t.shape, ", "), file.get<std::string>());
+  }
+  out << fmt::format("  {} tensors, {} parameters\n", map.size(), total);
+  return out.str();
+}
+
+std::vector<std::string> fingerprint_changes(const json& saved, const json& now) {
+  std::vector<std::string> changed;
+  for (const auto& [k, val] : now.items())
+    if (!saved.contains(k) || saved[k] != val)
+      changed.push_back(k + ": " + (saved.contains(k) ? saved[k].dump() : "(absent)") + " → " + val.dump());
+  return changed;
+}
+
+}  // namespace sy

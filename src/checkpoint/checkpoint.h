@@ -1,0 +1,65 @@
+#pragma once
+// Checkpoints: <run>/checkpoints/step_NNNNNNN/
+//   model-rank-R.safetensors, optimizer-rank-R.safetensors   tensors by logical name
+//   model.safetensors.index.json, optimizer.safetensors.index.json
+//   state.json   step, counters, loader and router state, resolved config, the
+//                fingerprint resume compares, library versions, SHA-256 of every file
+// Written into a temporary directory, fsynced, renamed; `checkpoints/latest` names
+// the newest committed one and is replaced atomically. A crash at any point of a
+// save leaves the previous checkpoint intact and `latest` pointing at it.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "model/params.h"
+#include "parallel/communicator.h"
+
+namespace sy {
+
+constexpr int kCheckpointVersion = 1;
+
+struct CheckpointState {
+  int64_t step = 0;           // optimizer steps completed
+  int64_t tokens_seen = 0;
+  int64_t adam_steps = 0;
+  int64_t skipped_steps = 0;  // steps skipped on non-finite values
+  int64_t loader_consumed = 0;
+  std::map<std::string, std::vector<double>> router_state;  // e.g. expert-choice thresholds
+  std::string config_yaml;    // the resolved config of the run that saved it
+  nlohmann::json fingerprint;  // what must not change across a resume
+  int world = 1, ep = 1;
+};
+
+// Who writes which tensors: `shard` ≥ 0 writes model-rank-<shard> and
+// optimizer-rank-<shard> with the experts this rank holds, and the dense weights
+// too when `dense`; -1 writes nothing (a replica whose tensors another rank saves).
+struct ShardPlan {
+  int shard = -1;
+  bool dense = false;
+};
+
+// Collective over `world`. m and v: Adam's moments, flat, in parameter order.
+// Returns the checkpoint's directory.
+std::string save_checkpoint(const std::string& run_dir, const CheckpointState& state,
+                            const ParamStore& params, const Tensor& m, const Tensor& v,
+                            const ShardPlan& plan, Communicator& world, int keep_last,
+                            const std::string& protect = "");
+
+// "auto": the checkpoint `latest` names ("" when there is none: a fresh start);
+// anything else: that directory, which must exist.
+std::string resolve_resume(const std::string& run_dir, const std::string& spec);
+// Parses state.json and checks the format version and every file's checksum.
+// Throws Error(checkpoint) naming the file.
+CheckpointState read_checkpoint_state(const std::string& dir);
+// Fills params (and m, v unless empty) by logical name, from any layout.
+void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v);
+// `switchyard verify` / `inspect`.
+void verify_checkpoint(const std::string& dir);
+std::string describe_checkpoint(const std::string& dir);
+// Names of the fields whose values differ (fingerprints of two configs).
+std::vector<std::string> fingerprint_changes(const nlohmann::json& saved, const nlohmann::json& now);
+
+}  // namespace sy
