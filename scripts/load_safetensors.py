@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""Loads a switchyard weight file into numpy arrays, with the standard library and
-numpy alone (no torch, no safetensors package): proof that the files are plain
+"""Loads switchyard weights into numpy arrays, with the standard library and numpy
+alone (no torch, no safetensors package): proof that the files are plain
 safetensors that PyTorch users can open (torch.from_numpy on each array).
 
     python3 scripts/load_safetensors.py runs/default/model.safetensors
+    python3 scripts/load_safetensors.py runs/default/checkpoints/step_0000700   # sharded
 """
 import json
+import os
 import struct
 import sys
 
@@ -30,8 +32,27 @@ def load(path):
     return arrays, metadata
 
 
+def load_any(path):
+    """A .safetensors file, or a folder with model.safetensors(.index.json)."""
+    if os.path.isfile(path):
+        return load(path)
+    single = os.path.join(path, "model.safetensors")
+    if os.path.exists(single):
+        return load(single)
+    with open(os.path.join(path, "model.safetensors.index.json")) as f:
+        weight_map = json.load(f)["weight_map"]
+    arrays, metadata = {}, {}
+    for file in sorted(set(weight_map.values())):
+        part, metadata = load(os.path.join(path, file))
+        arrays.update({k: v for k, v in part.items() if weight_map.get(k) == file})
+    missing = set(weight_map) - set(arrays)
+    if missing:
+        raise SystemExit(f"{path}: tensors missing from their files: {sorted(missing)[:5]}")
+    return arrays, metadata
+
+
 if __name__ == "__main__":
-    arrays, metadata = load(sys.argv[1])
+    arrays, metadata = load_any(sys.argv[1])
     total = 0
     for name in sorted(arrays):
         a = arrays[name]

@@ -45,6 +45,9 @@ unset SWITCHYARD_INJECT_FAULT
 train1 --set run.dir="$dir/b" --resume auto >"$dir/b2.log" 2>&1 || fail "resume b"
 same "$dir/a" "$dir/b"
 echo "ok: SIGTERM + resume on 1 rank is bit-identical"
+[ "$(ls "$dir/a/checkpoints" | grep -c step_)" = 3 ] || fail "keep_last 3 should keep steps 4, 8, 10"
+train1 --set run.dir="$dir/keep" --set checkpoint.keep_last=1 >/dev/null 2>&1 || fail "keep_last run"
+[ "$(ls "$dir/keep/checkpoints" | grep step_)" = step_0000010 ] || fail "keep_last 1 kept $(ls "$dir/keep/checkpoints")"
 
 # 2 ranks, ep = 2: the same, with the signal on rank 1 only.
 SWITCHYARD_INJECT_FAULT= train2 --set run.dir="$dir/c" >"$dir/c.log" 2>&1 || fail "run c"
@@ -54,6 +57,9 @@ export SWITCHYARD_INJECT_FAULT=
 train2 --set run.dir="$dir/d" --resume auto >"$dir/d2.log" 2>&1 || fail "resume d"
 same "$dir/c" "$dir/d"
 echo "ok: SIGTERM on one rank + resume on 2 ranks (ep = 2) is bit-identical"
+"$py" "$here/../../scripts/load_safetensors.py" "$dir/c/checkpoints/step_0000010" >"$dir/np.txt" ||
+  fail "numpy could not load a sharded checkpoint"
+grep -q "blocks.1.moe.experts.3.w_out" "$dir/np.txt" || fail "sharded checkpoint lacks expert 3"
 
 # Another layout: the 2-rank checkpoint of step 4 on 1 rank accumulating 2 micro-batches.
 train1 --set run.dir="$dir/e" --set train.grad_accum=2 --resume "$dir/c/checkpoints/step_0000008" \
