@@ -18,6 +18,8 @@
 #include "core/sha256.h"
 #include "core/version.h"
 
+#include <spdlog/version.h>
+
 namespace sy {
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -158,7 +160,11 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
                      {"layout", {{"world", state.world}, {"expert_parallel", state.ep}}},
                      {"fingerprint", state.fingerprint},
                      {"config", state.config_yaml},
-                     {"versions", {{"switchyard", SWITCHYARD_VERSION}}},
+                     {"versions", {{"switchyard", SWITCHYARD_VERSION},
+                                   {"spdlog", fmt::format("{}.{}.{}", SPDLOG_VER_MAJOR, SPDLOG_VER_MINOR, SPDLOG_VER_PATCH)},
+                                   {"nlohmann_json", fmt::format("{}.{}.{}", NLOHMANN_JSON_VERSION_MAJOR,
+                                                                 NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH)},
+                                   {"compiler", __VERSION__}}},
                      {"files", files}};
     write_file_synced(tmp + "/state.json", st.dump(2) + "\n");
     fsync_path(tmp);
