@@ -7,15 +7,21 @@
 
 namespace sy::test {
 
-inline ModelConfig tiny_model(Arch arch) {
+inline ModelConfig model_of(Arch arch, int64_t vocab, int64_t width, int64_t layers, int64_t heads,
+                            int64_t ff, int64_t max_seq) {
   ModelConfig m;
   m.arch = arch;
-  m.vocab_size = 11;
-  m.d_model = 8;
-  m.n_layers = 2;
-  m.n_heads = 2;
-  m.d_ff = 12;
-  m.max_seq = 5;
+  m.vocab_size = vocab;
+  m.d_model = width;
+  m.n_layers = layers;
+  m.n_heads = heads;
+  m.d_ff = ff;
+  m.max_seq = max_seq;
+  return m;
+}
+
+inline ModelConfig tiny_model(Arch arch) {
+  ModelConfig m = model_of(arch, 11, 8, 2, 2, 12, 5);
   m.init_std = 0.3;  // large enough that every path carries a real gradient
   return m;
 }

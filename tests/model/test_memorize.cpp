@@ -12,14 +12,7 @@ namespace {
 
 double train_on_fixed_batch(Arch arch, int steps) {
   auto ops = make_ops(Device::cpu);
-  ModelConfig cfg;
-  cfg.arch = arch;
-  cfg.vocab_size = 32;
-  cfg.d_model = 32;
-  cfg.n_layers = 2;
-  cfg.n_heads = 4;
-  cfg.d_ff = 64;
-  cfg.max_seq = 16;
+  const ModelConfig cfg = test::model_of(arch, 32, 32, 2, 4, 64, 16);
   const int64_t B = 4, T = 16;
   Transformer model(*ops, cfg, 0.0);
   model.allocate(B, T);

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "moe/moe_layer.h"
+#include "model/model_fixture.h"
 #include "moe/moe_model.h"
 #include "test_util.h"
 
@@ -297,13 +298,7 @@ TEST(MoeLayer, ExpertChoiceThresholdEvaluationIsPerToken) {
 }
 
 TEST(MoeLayer, FlopAccountingCountsExpertsAtTheirMeanUse) {
-  ModelConfig m;
-  m.d_model = 8;
-  m.d_ff = 16;
-  m.n_layers = 2;
-  m.n_heads = 2;
-  m.vocab_size = 20;
-  m.max_seq = 4;
+  const ModelConfig m = test::model_of(Arch::decoder, 20, 8, 2, 2, 16, 4);
   MoeConfig cfg;
   cfg.num_experts = 4;
   cfg.router = RouterKind::expert_choice;

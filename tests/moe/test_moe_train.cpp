@@ -11,13 +11,7 @@ namespace {
 
 double train(const MoeConfig& moe_cfg, int steps, double* first) {
   auto ops = make_ops(Device::cpu);
-  ModelConfig cfg;
-  cfg.vocab_size = 32;
-  cfg.d_model = 32;
-  cfg.n_layers = 2;
-  cfg.n_heads = 4;
-  cfg.d_ff = 48;
-  cfg.max_seq = 16;
+  const ModelConfig cfg = test::model_of(Arch::decoder, 32, 32, 2, 4, 48, 16);
   const int64_t B = 4, T = 16;
   MoeModel moe(cfg, moe_cfg);
   Transformer model(*ops, cfg, 0.0, DType::f32, moe.factory());
