@@ -141,7 +141,19 @@ StepStats Trainer::train_step(int64_t step) {
         traffic.rows_received += static_cast<double>(l->exchange().rows_received);
       }
   }
-  if (moe_) moe_->snapshot();
+  if (moe_) {
+    moe_->snapshot();
+    // Expert-choice thresholds: each rank's EMA saw its own groups; their mean over
+    // the ranks keeps every replica (and a checkpoint of rank 0) on the same θ.
+    if (mesh_.world > 1)
+      for (MoeLayer* l : moe_->layers()) {
+        std::vector<double> theta = l->router().thresholds();
+        if (theta.empty()) continue;
+        mesh_.world_comm->all_reduce_sum(theta);
+        for (double& t : theta) t /= mesh_.world;
+        l->router().set_thresholds(std::move(theta));
+      }
+  }
   if (inject_nan(rank_, step)) ops_.fill(ps.grads().view({1}), std::nan(""));
   sync_gradients();
   mesh_.world_comm->all_reduce_sum(sums);

@@ -56,7 +56,15 @@ expect 3 "stopped by a signal after step 6" train2 --set run.dir="$dir/d"
 export SWITCHYARD_INJECT_FAULT=
 train2 --set run.dir="$dir/d" --resume auto >"$dir/d2.log" 2>&1 || fail "resume d"
 same "$dir/c" "$dir/d"
-echo "ok: SIGTERM on one rank + resume on 2 ranks (ep = 2) is bit-identical"
+# Expert choice carries training state (its evaluation thresholds): the same holds.
+export SWITCHYARD_INJECT_FAULT=
+train2 --set run.dir="$dir/ec" --set moe.router=expert_choice >/dev/null 2>&1 || fail "run ec"
+export SWITCHYARD_INJECT_FAULT="rank=0,step=2,term"
+expect 3 "stopped by a signal after step 3" train2 --set run.dir="$dir/ec2" --set moe.router=expert_choice
+export SWITCHYARD_INJECT_FAULT=
+train2 --set run.dir="$dir/ec2" --set moe.router=expert_choice --resume auto >/dev/null 2>&1 || fail "resume ec"
+same "$dir/ec" "$dir/ec2"
+echo "ok: SIGTERM on one rank + resume on 2 ranks (ep = 2) is bit-identical (gshard_top2, expert_choice)"
 "$py" "$here/../../scripts/load_safetensors.py" "$dir/c/checkpoints/step_0000010" >"$dir/np.txt" ||
   fail "numpy could not load a sharded checkpoint"
 grep -q "blocks.1.moe.experts.3.w_out" "$dir/np.txt" || fail "sharded checkpoint lacks expert 3"
