@@ -118,9 +118,12 @@ int main(int argc, char** argv) {
   try {
     code = run(argc, argv, rank);
   } catch (const sy::Error& e) {
-    // Errors every rank detects alike (bad config, bad input): each rank leaves
-    // with the same code; rank 0 says why.
-    if (rank == 0) std::fprintf(stderr, "error: %s\n", e.what());
+    // On several ranks, an error may have been seen by this rank alone (a disk
+    // error while it writes a checkpoint, say) while the others wait for it in a
+    // collective: end the whole job through the one fatal path, with the error's
+    // exit code. A single process just reports it.
+    if (sy::world_size() > 1) sy::fatal(e.code(), e.what());
+    std::fprintf(stderr, "error: %s\n", e.what());
     code = static_cast<int>(e.code());
   } catch (const std::exception& e) {
     sy::fatal(sy::ExitCode::internal, std::string("unexpected error: ") + e.what());
