@@ -92,8 +92,6 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) 
   Ops& ops = env_.ops;
   const int64_t N = x.numel() / C_;
   ctx_ = ctx;
-  const uint64_t stream_step = static_cast<uint64_t>(ctx.step);
-  (void)stream_step;
   // Router input, with multiplicative jitter U(1-ε, 1+ε) in training.
   jitter_.clear();
   if (ctx.training && cfg_.jitter > 0) {

@@ -419,14 +419,10 @@ TrainResult Trainer::run(const std::string& resume) {
   log_info("ranks: {} ({} data-parallel × {} expert-parallel), {} micro-batch(es) of {} per rank "
            "per step", mesh_.world, mesh_.dp, mesh_.ep, cfg_.train.grad_accum, cfg_.train.batch_size);
   if (moe_) {
-    log_info("moe: {} router, {} experts in blocks {}{}", router_name(cfg_.moe.router),
-             cfg_.moe.num_experts,
-             [&] {
-               std::string b;
-               for (const MoeLayer* l : moe_->layers()) b += (b.empty() ? "" : ",") + std::to_string(l->layer());
-               return b;
-             }(),
-             "");
+    std::vector<int> blocks;
+    for (const MoeLayer* l : moe_->layers()) blocks.push_back(l->layer());
+    log_info("moe: {} router, {} experts ({} on this rank) in blocks {}", router_name(cfg_.moe.router),
+             cfg_.moe.num_experts, cfg_.moe.num_experts / mesh_.ep, fmt::join(blocks, ","));
     if (cfg_.moe.router == RouterKind::expert_choice && cfg_.model.arch == Arch::decoder &&
         cfg_.moe.ec_grouping == EcGrouping::contiguous)
       log_warn("moe: expert choice with contiguous groups in a decoder: routing sees future tokens "
