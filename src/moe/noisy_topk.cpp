@@ -9,22 +9,6 @@
 namespace sy {
 namespace {
 
-// CV² = var / (mean² + 1e-10) (population variance) and its gradient.
-double cv2(const std::vector<double>& x, std::vector<double>* grad) {
-  const double n = static_cast<double>(x.size());
-  double m = 0;
-  for (double v : x) m += v / n;
-  double var = 0;
-  for (double v : x) var += (v - m) * (v - m) / n;
-  const double D = m * m + 1e-10;
-  if (grad) {
-    grad->resize(x.size());
-    for (size_t e = 0; e < x.size(); ++e)
-      (*grad)[e] = 2.0 * (x[e] - m) / n / D - var * 2.0 * m / n / (D * D);
-  }
-  return var / D;
-}
-
 inline double normal_pdf(double u) { return std::exp(-0.5 * u * u) / std::sqrt(2.0 * M_PI); }
 inline double normal_cdf(double u) { return 0.5 * std::erfc(-u / std::sqrt(2.0)); }
 
@@ -76,7 +60,7 @@ class NoisyTopK final : public Router {
     std::vector<double> importance(static_cast<size_t>(E), 0.0), gi;
     for (int64_t s = 0; s < g.S; ++s)
       for (int64_t j = 0; j < k; ++j) importance[g.topk_expert[s * k + j]] += g.topk_gate[s * k + j];
-    const double cv_importance = cv2(importance, d ? &gi : nullptr);
+    const double cv_importance = cv_squared(importance, d ? &gi : nullptr);
     // Load: Σ_t Φ((z_t[e] − θ_te)/σ_te), θ the k-th largest h_t excluding e.
     double cv_load = 0;
     std::vector<double> load(static_cast<size_t>(E), 0.0), gl;
@@ -99,7 +83,7 @@ class NoisyTopK final : public Router {
           load[e] += normal_cdf(u);
         }
       }
-      cv_load = cv2(load, d ? &gl : nullptr);
+      cv_load = cv_squared(load, d ? &gl : nullptr);
     }
     last_importance_ = cv_importance;
     last_load_ = cv_load;

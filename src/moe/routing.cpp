@@ -273,6 +273,21 @@ GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t
 SY_INSTANTIATE(float)
 SY_INSTANTIATE(double)
 
+double cv_squared(const std::vector<double>& x, std::vector<double>* grad) {
+  const double n = static_cast<double>(x.size());
+  double m = 0;
+  for (double v : x) m += v / n;
+  double var = 0;
+  for (double v : x) var += (v - m) * (v - m) / n;
+  const double D = m * m + 1e-10;
+  if (grad) {
+    grad->resize(x.size());
+    for (size_t e = 0; e < x.size(); ++e)
+      (*grad)[e] = 2.0 * (x[e] - m) / n / D - var * 2.0 * m / n / (D * D);
+  }
+  return var / D;
+}
+
 void experts_per_token_histogram(const GroupRoute& r, int64_t S, int64_t hist[5]) {
   std::vector<int64_t> n(static_cast<size_t>(S), 0);
   for (const Choice& c : r.choices) ++n[c.token];

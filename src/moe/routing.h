@@ -70,6 +70,10 @@ GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t
 
 // (Each is instantiated for float and double.)
 
+// CV² = var / (mean² + 1e-10), population variance (noisy top-k's importance and
+// load losses); with grad, also ∂CV²/∂x.
+double cv_squared(const std::vector<double>& x, std::vector<double>* grad = nullptr);
+
 // Experts per token of a group: histogram over 0, 1, 2, 3, 4+.
 void experts_per_token_histogram(const GroupRoute& r, int64_t S, int64_t hist[5]);
 

@@ -61,6 +61,18 @@ TEST(RoutingHandVectors, GshardFactor1PolicyAll) {
     }
 }
 
+TEST(AuxLosses, CoefficientOfVariationSquaredByHand) {
+  // [1, 3]: mean 2, population variance 1 → 1/4; equal loads → 0; all zero → 0.
+  EXPECT_NEAR(cv_squared({1.0, 3.0}), 0.25, 1e-9);  // (the +1e-10 in the denominator)
+  EXPECT_NEAR(cv_squared({2.0, 2.0, 2.0}), 0.0, 1e-15);
+  EXPECT_EQ(cv_squared({0.0, 0.0}), 0.0);
+  // [0, 4, 2]: mean 2, variance 8/3 → (8/3)/4 = 2/3; gradient by hand at e = 1:
+  // 2(4−2)/3/4 − (8/3)·2·2/3/16 = 1/3 − 2/9 = 1/9.
+  std::vector<double> g;
+  EXPECT_NEAR(cv_squared({0.0, 4.0, 2.0}, &g), 2.0 / 3.0, 1e-9);
+  EXPECT_NEAR(g[1], 1.0 / 9.0, 1e-9);
+}
+
 TEST(Capacity, FormulasAndClamps) {
   EXPECT_EQ(token_choice_capacity(1.25, 1, 100, 8), 16);  // ceil(15.625)
   EXPECT_EQ(token_choice_capacity(0.0, 2, 100, 8), 100);  // dropless
