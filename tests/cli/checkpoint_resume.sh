@@ -6,12 +6,7 @@
 # changed sequence length is refused with exit 2 listing the field; NaN on one
 # rank makes every rank skip (or abort) alike.
 set -u
-bin=$(realpath "$1") cfg=$(realpath "$2")
-here=$(cd "$(dirname "$0")" && pwd)
-py=python3
-[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+source "$(dirname "$0")/lib.sh" "$1" "$2"
 S=(--set train.steps=10 --set run.log_every=1 --set train.eval_every=5 --set train.eval_batches=0
    --set moe.num_experts=4 --set moe.router=gshard_top2 --set checkpoint.every=4)
 fail() { echo "FAIL: $*"; exit 1; }

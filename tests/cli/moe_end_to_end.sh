@@ -3,11 +3,7 @@
 # statistics; expert choice in a decoder reports both evaluation rules; a run with
 # random routing decisions repeats bit for bit.
 set -eu
-bin=$1 cfg=$2
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
-py=python3
-[ -x /usr/bin/python3 ] && py=/usr/bin/python3
+source "$(dirname "$0")/lib.sh" "$1" "$2"
 run() {  # run NAME ROUTER [SETS...]
   local name=$1 router=$2; shift 2
   "$bin" train -c "$cfg" --set run.dir="$dir/$name" --set moe.num_experts=4 --set moe.router="$router" \

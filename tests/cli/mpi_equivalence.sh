@@ -9,12 +9,7 @@
 # gradient of a dense weight is a sum over micro-batches done by one process or
 # reduced across ranks, and an expert's GEMM sees its tokens in another order.
 set -eu
-bin=$(realpath "$1") cfg=$(realpath "$2")
-here=$(cd "$(dirname "$0")" && pwd)
-py=python3
-[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
+source "$(dirname "$0")/lib.sh" "$1" "$2"
 common=(--set train.steps=4 --set run.log_every=1 --set train.eval_every=0 --set train.eval_batches=0
         --set moe.num_experts=4 --set moe.z_loss=0.01)
 run() {  # run NAME NP EP ACCUM ROUTER

@@ -2,14 +2,8 @@
 # prepare_train_eval.sh BIN: a generated corpus goes through prepare → train →
 # eval; the weights load with numpy alone; damaged inputs exit 2 naming the file.
 set -eu
-bin=$(realpath "$1")
-here=$(cd "$(dirname "$0")" && pwd)
+source "$(dirname "$0")/lib.sh" "$1"
 root=$(cd "$here/../.." && pwd)
-# Debian's python3 has numpy (scripts/setup.sh installs python3-numpy).
-py=python3
-[ -x /usr/bin/python3 ] && py=/usr/bin/python3
-dir=$(mktemp -d)
-trap 'rm -rf "$dir"' EXIT
 cd "$dir"
 "$py" - <<'PY'
 import random
