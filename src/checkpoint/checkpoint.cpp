@@ -12,6 +12,7 @@
 #include <memory>
 #include <sstream>
 
+#include "checkpoint/model_io.h"
 #include "checkpoint/safetensors.h"
 #include "core/errors.h"
 #include "core/log.h"
@@ -25,8 +26,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-const char* st_dtype(DType d) { return d == DType::f64 ? "F64" : "F32"; }
 
 std::string step_name(int64_t step) { return fmt::format("step_{:07d}", step); }
 
@@ -57,36 +56,6 @@ void crash_point(const char* point, int64_t step) {
     flush_logs();
     ::kill(::getpid(), SIGKILL);
   }
-}
-
-void write_shard(const std::string& path, const ParamStore& params, const std::vector<char>& host,
-                 const std::vector<std::string>& prefixes, bool dense) {
-  std::map<std::string, SafeTensor> tensors;
-  const size_t width = dtype_size(params.dtype());
-  const size_t total = static_cast<size_t>(params.numel()) * width;
-  for (size_t k = 0; k < prefixes.size(); ++k)
-    for (ParamId i = 0; i < params.size(); ++i) {
-      const ParamSpec& s = params.spec(i);
-      if (!dense && s.name.find(".experts.") == std::string::npos) continue;
-      tensors[prefixes[k] + s.name] = {st_dtype(params.dtype()), s.shape,
-                                       host.data() + k * total + s.offset * width,
-                                       static_cast<size_t>(s.numel) * width};
-    }
-  write_safetensors(path, tensors, {{"format", "switchyard"}});
-}
-
-// name → file over every *-rank-*.safetensors of `prefix` in dir.
-json build_index(const std::string& dir, const std::string& prefix) {
-  json index;
-  index["metadata"] = {{"format", "switchyard"}};
-  index["weight_map"] = json::object();
-  for (const auto& e : fs::directory_iterator(dir)) {
-    const std::string f = e.path().filename().string();
-    if (f.rfind(prefix + "-rank-", 0) != 0) continue;
-    const SafeTensorsFile file(e.path().string());
-    for (const auto& [name, t] : file.tensors()) index["weight_map"][name] = f;
-  }
-  return index;
 }
 
 void retain(const std::string& ckpt_root, int keep_last, const std::string& newest,
@@ -132,16 +101,18 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
     params.ops().to_host(host.data() + bytes, m);
     params.ops().to_host(host.data() + 2 * bytes, v);
     const std::string r = "-rank-" + std::to_string(plan.shard) + ".safetensors";
-    write_shard(tmp + "/model" + r, params, host, {""}, plan.dense);
-    std::vector<char> moments(host.begin() + static_cast<std::ptrdiff_t>(bytes), host.end());
-    write_shard(tmp + "/optimizer" + r, params, moments, {"exp_avg.", "exp_avg_sq."}, plan.dense);
+    const auto mine = [&](const std::string& name) { return plan.dense || is_expert_param(name); };
+    const std::map<std::string, std::string> meta = {{"format", "switchyard"}};
+    write_param_blocks(tmp + "/model" + r, params, {host.data()}, {""}, mine, meta);
+    write_param_blocks(tmp + "/optimizer" + r, params, {host.data() + bytes, host.data() + 2 * bytes},
+                       {"exp_avg.", "exp_avg_sq."}, mine, meta);
   }
   crash_point("after_shards", state.step);
   world.barrier();
   if (world.rank() == 0) {
-    write_file_synced(tmp + "/model.safetensors.index.json", build_index(tmp, "model").dump(2) + "\n");
+    write_file_synced(tmp + "/model.safetensors.index.json", index_shard_files(tmp, "model").dump(2) + "\n");
     write_file_synced(tmp + "/optimizer.safetensors.index.json",
-                      build_index(tmp, "optimizer").dump(2) + "\n");
+                      index_shard_files(tmp, "optimizer").dump(2) + "\n");
     json files = json::object();
     for (const auto& e : fs::directory_iterator(tmp))
       files[e.path().filename().string()] = sha256_file(e.path().string());
@@ -242,39 +213,14 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
 }
 
 void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v) {
-  const size_t width = dtype_size(params.dtype());
   const size_t bytes = params.values().bytes();
-  auto fill = [&](const std::string& index_name, const std::vector<std::string>& prefixes,
-                  std::vector<char>& host) {
-    const std::string index_path = dir + "/" + index_name;
-    std::ifstream in(index_path);
-    if (!in) throw Error(ExitCode::checkpoint, "'" + index_path + "' is missing");
-    json index;
-    try {
-      index = json::parse(in).at("weight_map");
-    } catch (const json::exception& e) {
-      throw Error(ExitCode::checkpoint, "'" + index_path + "' is malformed: " + e.what());
-    }
-    std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
-    for (size_t k = 0; k < prefixes.size(); ++k)
-      for (ParamId i = 0; i < params.size(); ++i) {
-        const ParamSpec& s = params.spec(i);
-        const std::string name = prefixes[k] + s.name;
-        if (!index.contains(name))
-          throw Error(ExitCode::checkpoint, "'" + index_path + "' has no tensor '" + name + "'");
-        const std::string file = index[name].get<std::string>();
-        auto& f = files[file];
-        if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file);
-        const SafeTensor& t = f->get(name, st_dtype(params.dtype()), s.shape);
-        std::memcpy(host.data() + k * bytes + s.offset * width, t.data, t.bytes);
-      }
-  };
   std::vector<char> host(bytes);
-  fill("model.safetensors.index.json", {""}, host);
+  read_param_blocks(dir, "model.safetensors.index.json", params, {host.data()}, {""});
   params.ops().from_host(params.values(), host.data());
   if (m.empty()) return;
   std::vector<char> moments(2 * bytes);
-  fill("optimizer.safetensors.index.json", {"exp_avg.", "exp_avg_sq."}, moments);
+  read_param_blocks(dir, "optimizer.safetensors.index.json", params,
+                    {moments.data(), moments.data() + bytes}, {"exp_avg.", "exp_avg_sq."});
   params.ops().from_host(m, moments.data());
   params.ops().from_host(v, moments.data() + bytes);
 }

@@ -1,11 +1,35 @@
 #pragma once
-// Model weights ⇄ a safetensors file, by logical parameter name.
+// Parameters (and anything laid out like them, such as optimizer moments) ⇄
+// safetensors files, by logical name. The one place that maps a ParamStore to
+// files; final weights and checkpoints both go through it.
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
 
 #include "model/params.h"
 
 namespace sy {
+
+const char* safetensors_dtype(DType d);
+bool is_expert_param(const std::string& name);
+
+// Writes `blocks` (each a host copy of a buffer laid out like params' values)
+// to `path`: block k's parameter `name` becomes tensor prefixes[k] + name, for
+// the parameters `keep` accepts (all when empty).
+void write_param_blocks(const std::string& path, const ParamStore& params,
+                        const std::vector<const char*>& blocks, const std::vector<std::string>& prefixes,
+                        const std::function<bool(const std::string&)>& keep = {},
+                        const std::map<std::string, std::string>& metadata = {});
+// {"weight_map": tensor → file} over the <prefix>-rank-*.safetensors files in dir.
+nlohmann::json index_shard_files(const std::string& dir, const std::string& prefix);
+// Fills `blocks` (host, laid out like params' values) from the files that
+// <dir>/<index_file> names, tensor prefixes[k] + name into block k. Missing
+// tensors, wrong shapes or dtypes: Error(checkpoint) naming file and tensor.
+void read_param_blocks(const std::string& dir, const std::string& index_file, const ParamStore& params,
+                       const std::vector<char*>& blocks, const std::vector<std::string>& prefixes);
 
 void save_params(const std::string& path, const ParamStore& params,
                  const std::map<std::string, std::string>& metadata = {});
@@ -13,13 +37,13 @@ void save_params(const std::string& path, const ParamStore& params,
 // are an error too: they mean the file belongs to another model).
 void load_params(const std::string& path, ParamStore& params);
 
-// Expert-parallel runs: shard `shard` of `n_shards` writes
-// <dir>/model-rank-<shard>.safetensors with its experts (shard 0: and every dense
-// weight); after a barrier, shard 0 calls write_shard_index(), which lists every
-// tensor's file in <dir>/model.safetensors.index.json (the Hugging Face layout).
-void save_params_sharded(const std::string& dir, int shard, int n_shards, const ParamStore& params,
+// Expert-parallel runs: shard `shard` writes <dir>/model-rank-<shard>.safetensors
+// with its experts (shard 0: and every dense weight); after a barrier, shard 0
+// calls write_shard_index(), which lists every tensor's file in
+// <dir>/model.safetensors.index.json (the Hugging Face layout).
+void save_params_sharded(const std::string& dir, int shard, const ParamStore& params,
                          const std::map<std::string, std::string>& metadata = {});
-void write_shard_index(const std::string& dir, int n_shards);
+void write_shard_index(const std::string& dir);
 // <dir>/model.safetensors, or the files <dir>/model.safetensors.index.json names.
 void load_params_from_run(const std::string& dir, ParamStore& params);
 

@@ -6,9 +6,9 @@
 namespace sy {
 namespace {
 
-class GshardTop2 final : public Router {
+class GshardTop2 final : public BalancedTokenChoice {
  public:
-  using Router::Router;
+  using BalancedTokenChoice::BalancedTokenChoice;
 
  protected:
   GroupRoute select(Group& g, int64_t C) override {
@@ -47,14 +47,7 @@ class GshardTop2 final : public Router {
       d.dp[c.token * E + other] -= dgate[i] * ps / (s * s);
     }
   }
-  double aux(const Group& g, double scale, GroupGrads* d) const override {
-    return balance_aux(g, scale, g.route, d);
-  }
-  double aux_weight() const override { return cfg().aux_coefficient(); }
-  int64_t capacity(int64_t S, bool training) const override {
-    return token_choice_capacity(training ? cfg().capacity_factor : cfg().eval_capacity_factor, 2, S,
-                                 experts());
-  }
+  int64_t choices_per_token() const override { return 2; }
 };
 
 }  // namespace

@@ -144,6 +144,24 @@ class Router {
   std::vector<double> thresholds_;  // [E] (empty until the first training step)
 };
 
+// Switch and GShard: token choice with a capacity of ⌈factor · k · S / E⌉ slots and
+// the balance loss E · Σ f_e · P_e.
+class BalancedTokenChoice : public Router {
+ public:
+  using Router::Router;
+
+ protected:
+  virtual int64_t choices_per_token() const = 0;
+  double aux(const Group& g, double scale, GroupGrads* d) const override {
+    return balance_aux(g, scale, g.route, d);
+  }
+  double aux_weight() const override { return cfg().aux_coefficient(); }
+  int64_t capacity(int64_t S, bool training) const override {
+    return token_choice_capacity(training ? cfg().capacity_factor : cfg().eval_capacity_factor,
+                                 choices_per_token(), S, experts());
+  }
+};
+
 std::unique_ptr<Router> make_router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg,
                                     int64_t d_model, int layer, Arch arch);
 

@@ -5,9 +5,9 @@
 namespace sy {
 namespace {
 
-class SwitchTop1 final : public Router {
+class SwitchTop1 final : public BalancedTokenChoice {
  public:
-  using Router::Router;
+  using BalancedTokenChoice::BalancedTokenChoice;
 
  protected:
   GroupRoute select(Group& g, int64_t C) override {
@@ -22,14 +22,7 @@ class SwitchTop1 final : public Router {
       d.dp[c.token * experts() + c.expert] += dgate[i];  // gate = p (not renormalised)
     }
   }
-  double aux(const Group& g, double scale, GroupGrads* d) const override {
-    return balance_aux(g, scale, g.route, d);
-  }
-  double aux_weight() const override { return cfg().aux_coefficient(); }
-  int64_t capacity(int64_t S, bool training) const override {
-    return token_choice_capacity(training ? cfg().capacity_factor : cfg().eval_capacity_factor, 1, S,
-                                 experts());
-  }
+  int64_t choices_per_token() const override { return 1; }
 };
 
 }  // namespace

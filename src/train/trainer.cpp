@@ -59,7 +59,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
   adam_ = std::make_unique<Adam>(ops, cfg.optim, std::move(params));
   // Runs of consecutive dense / expert parameters, for the gradient reductions.
   for (ParamId i = 0; i < ps.size(); ++i) {
-    const bool expert = ps.spec(i).name.find(".experts.") != std::string::npos;
+    const bool expert = is_expert_param(ps.spec(i).name);
     if (grad_runs_.empty() || grad_runs_.back().expert != expert)
       grad_runs_.push_back({ps.grad(i).flat(), expert});
     else
@@ -305,10 +305,10 @@ void Trainer::save_weights() {
   if (mesh_.ep == 1) {
     if (rank_ == 0) save_params(cfg_.run.dir + "/model.safetensors", model_->params(), meta);
   } else if (mesh_.dp_rank == 0) {
-    save_params_sharded(cfg_.run.dir, mesh_.ep_rank, mesh_.ep, model_->params(), meta);
+    save_params_sharded(cfg_.run.dir, mesh_.ep_rank, model_->params(), meta);
   }
   mesh_.world_comm->barrier();
-  if (mesh_.ep > 1 && rank_ == 0) write_shard_index(cfg_.run.dir, mesh_.ep);
+  if (mesh_.ep > 1 && rank_ == 0) write_shard_index(cfg_.run.dir);
   log_info("final weights in {}", cfg_.run.dir);
 }
 
@@ -356,7 +356,7 @@ std::string Trainer::save_checkpoint_now(int64_t steps_done) {
   return dir;
 }
 
-void Trainer::restore_checkpoint(const std::string& dir) {
+int64_t Trainer::restore_checkpoint(const std::string& dir) {
   const CheckpointState st = read_checkpoint_state(dir);
   const std::vector<std::string> changed = fingerprint_changes(st.fingerprint, fingerprint());
   if (!changed.empty()) {
@@ -376,6 +376,7 @@ void Trainer::restore_checkpoint(const std::string& dir) {
   resumed_from_ = dir;
   log_info("resumed from {} (step {}, saved on {} rank(s) with expert parallelism {})", dir, st.step,
            st.world, st.ep);
+  return st.step;
 }
 
 void Trainer::open_metrics(int64_t first_step) {
@@ -396,8 +397,7 @@ TrainResult Trainer::run(const std::string& resume) {
   if (!resume.empty()) {
     const std::string dir = resolve_resume(cfg_.run.dir, resume);
     if (!dir.empty()) {
-      restore_checkpoint(dir);
-      first_step = read_checkpoint_state(dir).step;
+      first_step = restore_checkpoint(dir);  // (reads and verifies the checkpoint once)
     } else {
       log_info("resume auto: no checkpoint in {}/checkpoints yet, starting fresh", cfg_.run.dir);
     }

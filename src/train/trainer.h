@@ -71,7 +71,7 @@ class Trainer {
   TrainResult run(const std::string& resume = "");
   // Checkpointing (collective).
   std::string save_checkpoint_now(int64_t steps_done);
-  void restore_checkpoint(const std::string& dir);
+  int64_t restore_checkpoint(const std::string& dir);  // returns the step to continue from
   nlohmann::json fingerprint() const;
 
   Transformer& model() { return *model_; }
