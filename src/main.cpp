@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,8 @@
 #include "core/version.h"
 #include "checkpoint/checkpoint.h"
 #include "data/prepare.h"
+#include "study/report.h"
+#include "study/sweep.h"
 #include "train/bench.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
@@ -70,6 +73,25 @@ int run(int argc, char** argv, int rank) {
   ConfigArgs check_args;
   check_args.add_to(check);
 
+  CLI::App* sweep = app.add_subcommand("sweep", "run every arm × seed of a sweep file (resumable)");
+  std::string sweep_file;
+  sy::SweepOptions sweep_opt;
+  sweep->add_option("file", sweep_file, "the sweep file (YAML: base, dir, seeds, arms)")->required();
+  sweep->add_option("-j,--jobs", sweep_opt.jobs, "runs at once (give each run threads = cores / jobs)")
+      ->check(CLI::Range(1, 256));
+  sweep->add_flag("--dry-run", sweep_opt.dry_run, "print the plan and the commands; run nothing");
+
+  CLI::App* report = app.add_subcommand("report", "report.md and plots from runs' metrics");
+  std::vector<std::string> report_dirs;
+  sy::ReportOptions report_opt;
+  report->add_option("dirs", report_dirs, "sweep directories, run directories, or folders of runs")->required();
+  report->add_option("-o,--out", report_opt.out, "where report.md and the PNGs go (default: the first DIR)");
+  report->add_option("--target", report_opt.target_arm,
+                     "the arm whose mean final perplexity is the steps-to-target target (default: the "
+                     "sweep's target_arm, else gshard_top2)");
+  bool no_plots = false;
+  report->add_flag("--no-plots", no_plots, "write report.md only (no matplotlib needed)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -102,6 +124,17 @@ int run(int argc, char** argv, int rank) {
   } else if (*verify) {
     sy::verify_checkpoint(ckpt_path);
     if (rank == 0) std::printf("ok: %s: every checksum and index entry verified\n", ckpt_path.c_str());
+  } else if (*sweep || *report) {
+    if (sy::world_size() > 1)
+      throw sy::Error(sy::ExitCode::bad_input, "sweep and report run as one process; the sweep starts "
+                                               "mpirun itself when the sweep file sets ranks > 1");
+    if (*report) {
+      report_opt.plots = !no_plots;
+      if (report_opt.out.empty()) report_opt.out = report_dirs.front();
+      return sy::write_report(report_dirs, report_opt);
+    }
+    const sy::SweepSpec spec = sy::load_sweep(sweep_file);
+    return sy::run_sweep(spec, sweep_opt, std::filesystem::read_symlink("/proc/self/exe").string());
   } else if (*check) {
     const sy::Config cfg = sy::load_config(check_args.path, check_args.overrides);
     if (rank == 0) std::fputs(sy::to_yaml(cfg).c_str(), stdout);

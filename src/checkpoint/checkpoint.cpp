@@ -170,6 +170,16 @@ std::string resolve_resume(const std::string& run_dir, const std::string& spec) 
   return dir;
 }
 
+int64_t committed_step(const std::string& run_dir) {
+  std::ifstream latest(run_dir + "/checkpoints/latest");
+  std::string name;
+  if (!(latest >> name)) return -1;
+  std::ifstream in(run_dir + "/checkpoints/" + name + "/state.json");
+  const json st = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (st.is_discarded() || !st.contains("step") || !st["step"].is_number_integer()) return -1;
+  return st["step"].get<int64_t>();
+}
+
 CheckpointState read_checkpoint_state(const std::string& dir) {
   const std::string path = dir + "/state.json";
   std::ifstream in(path);

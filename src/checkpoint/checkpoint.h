@@ -51,6 +51,9 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
 // "auto": the checkpoint `latest` names ("" when there is none: a fresh start);
 // anything else: that directory, which must exist.
 std::string resolve_resume(const std::string& run_dir, const std::string& spec);
+// The step of the checkpoint `latest` names, from its state.json alone (no
+// checksums read); -1 when there is none or it cannot be parsed.
+int64_t committed_step(const std::string& run_dir);
 // Parses state.json and checks the format version and every file's checksum.
 // Throws Error(checkpoint) naming the file.
 CheckpointState read_checkpoint_state(const std::string& dir);
