@@ -153,11 +153,25 @@ SweepSpec load_sweep(const std::string& path) {
   spec.file = path;
   std::vector<std::string> errs;
   if (!root.IsMap()) throw Error(ExitCode::bad_input, path + ": a sweep file is a map (base, dir, seeds, arms)");
-  static const std::set<std::string> known = {"base", "dir", "seeds", "ranks", "mpirun", "target_arm", "set", "arms"};
+  static const std::set<std::string> known = {"base", "dir",        "seeds", "ranks",    "mpirun",
+                                              "target_arm", "set", "arms", "arms_from"};
   for (const auto& kv : root)
     if (!known.count(kv.first.Scalar()))
       errs.push_back(where(path, kv.first) + ": unknown key '" + kv.first.Scalar() +
-                     "' (base, dir, seeds, ranks, mpirun, target_arm, set, arms)");
+                     "' (base, dir, seeds, ranks, mpirun, target_arm, set, arms, arms_from)");
+  // arms_from: another sweep file's arms (and its seeds and target_arm unless given here).
+  std::string arms_file = path;
+  if (root["arms_from"]) {
+    if (root["arms"]) errs.push_back(where(path, root["arms_from"]) + ": give arms or arms_from, not both");
+    arms_file = (fs::path(path).parent_path() / root["arms_from"].Scalar()).lexically_normal().string();
+    try {
+      const YAML::Node other = YAML::LoadFile(arms_file);
+      for (const char* k : {"arms", "seeds", "target_arm"})
+        if (!root[k] && other[k]) root[k] = other[k];
+    } catch (const YAML::Exception&) {
+      errs.push_back(where(path, root["arms_from"]) + ": arms_from '" + arms_file + "' cannot be read as YAML");
+    }
+  }
   for (const char* k : {"base", "dir", "seeds", "arms"})
     if (!root[k]) errs.push_back(fmt::format("{}: '{}' is missing", path, k));
   if (root["base"]) {
@@ -187,7 +201,7 @@ SweepSpec load_sweep(const std::string& path) {
   std::vector<std::string> common;
   read_overrides(root["set"], path, "the sweep", common, errs);
   if (root["arms"] && root["arms"].IsSequence())
-    for (const auto& a : root["arms"]) spec.arms.push_back(read_arm(a, path, seeds, common, errs));
+    for (const auto& a : root["arms"]) spec.arms.push_back(read_arm(a, arms_file, seeds, common, errs));
   std::set<std::string> names;
   for (const SweepArm& a : spec.arms)
     if (!a.name.empty() && !names.insert(a.name).second)

@@ -15,6 +15,8 @@
 //     - name: ec_group64
 //       seeds: [1]                   # an arm may run fewer (or other) seeds
 //       set: {...}
+//   arms_from: decoder.yaml          # instead of arms: another sweep file's arms (and its
+//                                    # seeds and target_arm, unless given here)
 //
 // Every arm of one seed sees the same data in the same order: arms may not
 // change what sets the data order (data.*, train.batch_size, train.seq_len,

@@ -78,6 +78,20 @@ TEST_F(SweepTest, ExpandsArmsTimesSeedsSeedMajorWithOverridesApplied) {
   EXPECT_EQ(runs[0].dir, (dir_ / "out" / "switch" / "seed_3").string());
 }
 
+TEST_F(SweepTest, ArmsFromAnotherSweepFile) {
+  sweep(kTwoArms, "target_arm: ec\n");
+  write("bigger.yaml", "model: {vocab_size: 64, d_model: 64, n_layers: 2, n_heads: 2, d_ff: 64, max_seq: 16}\n"
+                       "data: {synthetic_tokens: 8192}\ntrain: {steps: 20, batch_size: 2, seq_len: 16}\n");
+  const std::string other = write("gpu.yaml", "base: bigger.yaml\ndir: " + (dir_ / "gpu").string() +
+                                                  "\narms_from: sweep.yaml\n");
+  const SweepSpec spec = load_sweep(other);
+  ASSERT_EQ(spec.arms.size(), 2u);
+  EXPECT_EQ(spec.arms[1].name, "ec");
+  EXPECT_EQ(spec.arms[0].seeds, (std::vector<int64_t>{3, 5, 7}));
+  EXPECT_EQ(spec.target_arm, "ec");
+  EXPECT_EQ(load_config(spec.base, expand_sweep(spec)[0].overrides).model.d_model, 64);
+}
+
 TEST_F(SweepTest, RefusesArmsThatChangeTheDataOrder) {
   const std::string msg = error_of(sweep("  - name: a\n    set: {}\n  - name: b\n    set: {train.batch_size: 4}\n"));
   EXPECT_NE(msg.find("arm 'b' changes the data order of arm 'a'"), std::string::npos) << msg;
