@@ -166,6 +166,83 @@ TEST(MoeLayer, PackedExpertsEqualThePerExpertReferenceBitwise) {
   }
 }
 
+// The layer's output against ROUTING.md's formula computed from scratch here:
+// p = softmax(x·W_gᵀ); expert choice takes each expert's top-C tokens of a group
+// by p[:, e] (groups: one position across the batch, or the whole micro-batch);
+// y_t = Σ_{e chose t} p_t[e] · W_out,e (gelu(W_in,e x_t) ⊙ W_gate,e x_t).
+// (The packed-vs-reference test shares the layer's routing plan; this one does not.)
+TEST(MoeLayer, ExpertChoiceOutputIsTheRoutingFormulaFromScratch) {
+  for (Arch arch : {Arch::decoder, Arch::encoder}) {  // by_position groups, then one group of B·T
+    Case c{"", RouterKind::expert_choice};
+    c.arch = arch;
+    LayerHarness h(c);
+    const int64_t N = h.B * h.T, C = h.C, E = 4, H = 7;
+    const auto X = h.get(h.x);
+    auto param = [&](const std::string& name) {
+      const ParamId id = h.params.find("blocks.1.moe." + name);
+      EXPECT_GE(id, 0) << name;
+      return h.get(h.params.value(id));
+    };
+    const auto Wr = param("router.w_gate");  // [E, C]
+    std::vector<double> P(static_cast<size_t>(N * E));
+    for (int64_t t = 0; t < N; ++t) {
+      double z[4], mx = -1e300, sum = 0;
+      for (int64_t e = 0; e < E; ++e) {
+        z[e] = 0;
+        for (int64_t k = 0; k < C; ++k) z[e] += X[t * C + k] * Wr[e * C + k];
+        mx = std::max(mx, z[e]);
+      }
+      for (int64_t e = 0; e < E; ++e) sum += std::exp(z[e] - mx);
+      for (int64_t e = 0; e < E; ++e) P[t * E + e] = std::exp(z[e] - mx) / sum;
+    }
+    std::vector<std::vector<int64_t>> groups;
+    if (arch == Arch::decoder) {
+      for (int64_t j = 0; j < h.T; ++j) {
+        groups.emplace_back();
+        for (int64_t b = 0; b < h.B; ++b) groups.back().push_back(b * h.T + j);
+      }
+    } else {
+      groups.emplace_back();
+      for (int64_t t = 0; t < N; ++t) groups.back().push_back(t);
+    }
+    std::vector<double> want(static_cast<size_t>(N * C), 0.0);
+    for (int64_t e = 0; e < E; ++e) {
+      const auto Win = param("experts." + std::to_string(e) + ".w_in");
+      const auto Wg = param("experts." + std::to_string(e) + ".w_gate");
+      const auto Wo = param("experts." + std::to_string(e) + ".w_out");
+      for (const auto& g : groups) {
+        const int64_t S = static_cast<int64_t>(g.size());
+        const int64_t cap = std::min<int64_t>(S, static_cast<int64_t>(std::ceil(2.0 * S / E)));
+        std::vector<int64_t> order = g;
+        std::stable_sort(order.begin(), order.end(),
+                         [&](int64_t a, int64_t b) { return P[a * E + e] > P[b * E + e]; });
+        for (int64_t i = 0; i < cap; ++i) {
+          const int64_t t = order[i];
+          std::vector<double> hid(H);
+          for (int64_t j = 0; j < H; ++j) {
+            double a = 0, gt = 0;
+            for (int64_t k = 0; k < C; ++k) {
+              a += Win[j * C + k] * X[t * C + k];
+              gt += Wg[j * C + k] * X[t * C + k];
+            }
+            hid[j] = 0.5 * a * (1 + std::tanh(0.7978845608028654 * (a + 0.044715 * a * a * a))) * gt;
+          }
+          for (int64_t k = 0; k < C; ++k) {
+            double y = 0;
+            for (int64_t j = 0; j < H; ++j) y += Wo[k * H + j] * hid[j];
+            want[t * C + k] += P[t * E + e] * y;
+          }
+        }
+      }
+    }
+    h.ops->fill(h.out, 0.0);
+    h.layer->forward(h.x, h.out);
+    const auto got = h.get(h.out);
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_NEAR(got[i], want[i], 1e-6) << (arch == Arch::decoder ? "by_position" : "contiguous") << " at " << i;
+  }
+}
+
 TEST(MoeLayer, ATokenRoutedNowhereGetsZeroAndNoRouterGradient) {
   Case c{"", RouterKind::expert_choice, 1.0, /*c=*/0.5};
   c.z_loss = 0.0;  // the z-loss would reach every token's router input
