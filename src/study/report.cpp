@@ -1,6 +1,7 @@
 // report.md, report_data.json (what the plots draw) and the PNG plots.
 #include "study/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -70,6 +71,15 @@ void quality_section(std::string& md, const std::vector<ArmSummary>& arms, const
     if (a.runs.empty()) continue;
     md += fmt::format("| {} | {} | {} | {} |\n", a.name, a.runs.size(), pm(a.final_ppl),
                       !target ? "–" : &a == target ? "(target)" : verdict(a, *target));
+  }
+  std::vector<double> spread;
+  for (const ArmSummary& a : arms)
+    if (a.final_ppl.n >= 2) spread.push_back(a.final_ppl.std);
+  if (!spread.empty()) {
+    std::sort(spread.begin(), spread.end());
+    md += fmt::format("\nSeed-to-seed standard deviation of the final perplexity: median {:.2f} over {} arms "
+                      "(from {:.2f} to {:.2f}).\n", spread[spread.size() / 2], spread.size(), spread.front(),
+                      spread.back());
   }
   std::vector<std::string> called;
   size_t with_runs = 0;
