@@ -34,6 +34,13 @@ std::string verdict(const ArmSummary& a, const ArmSummary& b) {
   return fmt::format("**{:+.2f}: {}** (2σ = {:.2f})", c.diff, c.diff < 0 ? "better" : "worse", 2 * c.sigma);
 }
 
+std::string paired_verdict(const ArmSummary& a, const ArmSummary& b) {
+  const PairedComparison c = compare_paired(a.final_by_seed, b.final_by_seed);
+  if (c.diff.n < 2) return "–";
+  const std::string text = fmt::format("{:+.2f} ± {:.2f} ({} seeds)", c.diff.mean, c.diff.std, c.diff.n);
+  return c.distinguishable ? fmt::format("**{}: {}**", text, c.diff.mean < 0 ? "better" : "worse") : text;
+}
+
 const ArmSummary* find_arm(const std::vector<ArmSummary>& arms, const std::string& name) {
   for (const ArmSummary& a : arms)
     if (a.name == name && !a.runs.empty()) return &a;
@@ -66,11 +73,15 @@ void quality_section(std::string& md, const std::vector<ArmSummary>& arms, const
   md += "## Final validation perplexity\n\nMean ± sample standard deviation over seeds. A difference is called only "
         "when it exceeds twice the pooled seed-to-seed standard deviation; otherwise the arms are not "
         "distinguishable at this budget.\n\n";
-  md += fmt::format("| arm | seeds | val ppl | vs {} |\n|---|---|---|---|\n", target ? target->name : "target");
+  md += "The last column pairs runs by seed (same initialisation seed, same data order) and gives the mean ± "
+        "std of the per-seed difference; it is called (bold) when |mean| exceeds twice that std.\n\n";
+  const std::string t = target ? target->name : "target";
+  md += fmt::format("| arm | seeds | val ppl | vs {} | paired by seed, vs {} |\n|---|---|---|---|---|\n", t, t);
   for (const ArmSummary& a : arms) {
     if (a.runs.empty()) continue;
-    md += fmt::format("| {} | {} | {} | {} |\n", a.name, a.runs.size(), pm(a.final_ppl),
-                      !target ? "–" : &a == target ? "(target)" : verdict(a, *target));
+    md += fmt::format("| {} | {} | {} | {} | {} |\n", a.name, a.runs.size(), pm(a.final_ppl),
+                      !target ? "–" : &a == target ? "(target)" : verdict(a, *target),
+                      !target || &a == target ? "–" : paired_verdict(a, *target));
   }
   std::vector<double> spread;
   for (const ArmSummary& a : arms)

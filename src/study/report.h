@@ -32,6 +32,7 @@ struct ArmSummary {
   std::vector<const RunRecord*> runs;  // finished runs only
   MeanStd final_ppl, final_groups, final_threshold, tokens_per_s, step_ms, dropped, max_load, gap;
   std::vector<double> to_target;  // steps to the target, per run (-1: not reached)
+  std::vector<std::pair<int64_t, double>> final_by_seed;  // (seed, final perplexity)
   bool token_choice = false, expert_choice = false;
   std::array<double, 5> experts_per_token{}, random_router{};
   int64_t group_tokens = 0, experts = 0;

@@ -39,6 +39,18 @@ Comparison compare_arms(const MeanStd& a, const MeanStd& b) {
   return c;
 }
 
+PairedComparison compare_paired(const std::vector<std::pair<int64_t, double>>& a,
+                                const std::vector<std::pair<int64_t, double>>& b) {
+  std::vector<double> d;
+  for (const auto& [seed, va] : a)
+    for (const auto& [seed_b, vb] : b)
+      if (seed == seed_b) d.push_back(va - vb);
+  PairedComparison c;
+  c.diff = mean_std(d);
+  c.distinguishable = c.diff.n >= 2 && std::abs(c.diff.mean) > 2 * c.diff.std;
+  return c;
+}
+
 namespace {
 std::array<double, 5> fold_tail(const std::vector<double>& pmf) {
   std::array<double, 5> h{};

@@ -33,6 +33,17 @@ struct Comparison {
 };
 Comparison compare_arms(const MeanStd& a, const MeanStd& b);
 
+// The same comparison paired by seed: arms of one seed share initialisation
+// seed and data order, so the per-seed difference a_s − b_s removes what the
+// seeds share. Called when at least two seeds pair up and |mean| > 2·std of the
+// differences. `a` and `b` map seed → final perplexity.
+struct PairedComparison {
+  MeanStd diff;  // over the seeds both arms ran
+  bool distinguishable = false;
+};
+PairedComparison compare_paired(const std::vector<std::pair<int64_t, double>>& a,
+                                const std::vector<std::pair<int64_t, double>>& b);
+
 // Experts per token under a random expert-choice router (each of E experts picks
 // its C = ceil(c·S/E) tokens of a group of S uniformly at random): a token is
 // picked by each expert independently with probability C/S, so the count is

@@ -48,6 +48,7 @@ void summarise_runs(ArmSummary& a, double target_ppl) {
   std::vector<double> ppl, groups, threshold, tps, ms, dropped, load, gap;
   for (const RunRecord* r : a.runs) {
     ppl.push_back(r->val.back().second);
+    a.final_by_seed.emplace_back(r->seed, r->val.back().second);
     if (!r->val_groups.empty()) {
       groups.push_back(r->val_groups.back().second);
       threshold.push_back(r->val_threshold.back().second);

@@ -105,8 +105,9 @@ TEST_F(ReportTest, ArmsTargetAndTheTwoSigmaRule) {
   EXPECT_NEAR(ec.random_router[0], std::pow(0.5, 4), 1e-12);  // E = 4, C = ⌈2·2/4⌉ = 1 of 2
 
   const std::string md = report_markdown(in, arms, target, true);
-  for (const char* want : {"| ec | 3 | 91.00 ± 1.00 | **-10.00: better** (2σ = 2.00) |",
-                           "| dense | 3 | 102.50 ± 1.00 | +1.50: not distinguishable (2σ = 2.00) |",
+  for (const char* want : {"| ec | 3 | 91.00 ± 1.00 | **-10.00: better** (2σ = 2.00) | **-10.00 ± 0.00 (3 seeds): better** |",
+                           "| dense | 3 | 102.50 ± 1.00 | +1.50: not distinguishable (2σ = 2.00) | "
+                           "**+1.50 ± 0.00 (3 seeds): worse** |",
                            "| ec | 3/3 | 10 ± 0 | 0.50 |", "| gshard_top2 | 2/3 | 20 ± 0 | 0.99 |",
                            "unfinished, left out of every table and plot: ec seed 4",
                            "gshard_top2 > ec", "ec < dense", "median 1.00 over 3 arms (from 1.00 to 1.00)", "![validation perplexity](val_ppl.png)"})

@@ -45,6 +45,19 @@ TEST(ReportStats, CallsADifferenceOnlyBeyondTwoSigma) {
   EXPECT_FALSE(compare_arms(MeanStd{100, 0, 1}, MeanStd{200, 0, 3}).distinguishable);
 }
 
+// Paired by seed: a shared per-seed offset (the data order) cancels.
+TEST(ReportStats, PairedComparisonCancelsWhatSeedsShare) {
+  const std::vector<std::pair<int64_t, double>> a = {{1, 200}, {2, 250}, {3, 300}}, b = {{3, 303}, {1, 203}, {2, 252}};
+  const PairedComparison c = compare_paired(a, b);  // differences −3, −2, −3
+  EXPECT_EQ(c.diff.n, 3);
+  EXPECT_NEAR(c.diff.mean, -8.0 / 3, 1e-12);
+  EXPECT_NEAR(c.diff.std, std::sqrt(1.0 / 3), 1e-12);
+  EXPECT_TRUE(c.distinguishable);  // 2.67 > 2·0.577, while the unpaired spread (50) hides it
+  EXPECT_FALSE(compare_arms(mean_std({200, 250, 300}), mean_std({203, 252, 303})).distinguishable);
+  EXPECT_FALSE(compare_paired(a, {{1, 100}, {9, 1}}).distinguishable);  // one seed pairs up
+  EXPECT_EQ(compare_paired(a, {{1, 100}, {9, 1}}).diff.n, 1);
+}
+
 TEST(ReportStats, RandomRouterHistogramIsBinomial) {
   // E = 8, c = 2, S = 16: C = 4, p = 1/4; P(0) = (3/4)^8, P(1) = 8·(1/4)(3/4)^7.
   const auto h = random_router_histogram(8, 2.0, 16);
