@@ -107,6 +107,32 @@ void quality_section(std::string& md, const std::vector<ArmSummary>& arms, const
                     with_runs * (with_runs - 1) / 2, called.empty() ? "none" : fmt::format("{}", fmt::join(called, "; ")));
 }
 
+// Every run's final perplexity, arm by seed: the spread in full, not summarised.
+void per_seed_section(std::string& md, const std::vector<ArmSummary>& arms) {
+  std::vector<int64_t> seeds;
+  for (const ArmSummary& a : arms)
+    for (const auto& [seed, v] : a.final_by_seed)
+      if (std::find(seeds.begin(), seeds.end(), seed) == seeds.end()) seeds.push_back(seed);
+  std::sort(seeds.begin(), seeds.end());
+  if (seeds.size() < 2) return;
+  md += "Final validation perplexity of every run:\n\n| arm |";
+  for (int64_t s : seeds) md += fmt::format(" seed {} |", s);
+  md += "\n|---|";
+  for (size_t i = 0; i < seeds.size(); ++i) md += "---|";
+  md += "\n";
+  for (const ArmSummary& a : arms) {
+    if (a.runs.empty()) continue;
+    md += "| " + a.name + " |";
+    for (int64_t s : seeds) {
+      auto it = std::find_if(a.final_by_seed.begin(), a.final_by_seed.end(),
+                             [&](const auto& p) { return p.first == s; });
+      md += it == a.final_by_seed.end() ? " – |" : fmt::format(" {:.1f} |", it->second);
+    }
+    md += "\n";
+  }
+  md += "\n";
+}
+
 void target_section(std::string& md, const std::vector<ArmSummary>& arms, const ArmSummary* target, double ppl) {
   if (!target) return;
   const double steps = static_cast<double>(target->runs.front()->cfg.train.steps);
@@ -180,6 +206,7 @@ std::string report_markdown(const ReportInput& in, const std::vector<ArmSummary>
   setup_section(md, in);
   const ArmSummary* target = target_ppl > 0 ? find_arm(arms, in.target_arm) : nullptr;
   quality_section(md, arms, target);
+  per_seed_section(md, arms);
   if (with_plots) md += "![validation perplexity](val_ppl.png)\n\n";
   target_section(md, arms, target, target_ppl);
   cost_section(md, arms);

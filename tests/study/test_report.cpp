@@ -110,7 +110,8 @@ TEST_F(ReportTest, ArmsTargetAndTheTwoSigmaRule) {
                            "**+1.50 ± 0.00 (3 seeds): worse** |",
                            "| ec | 3/3 | 10 ± 0 | 0.50 |", "| gshard_top2 | 2/3 | 20 ± 0 | 0.99 |",
                            "unfinished, left out of every table and plot: ec seed 4",
-                           "gshard_top2 > ec", "ec < dense", "median 1.00 over 3 arms (from 1.00 to 1.00)", "![validation perplexity](val_ppl.png)"})
+                           "gshard_top2 > ec", "ec < dense", "median 1.00 over 3 arms (from 1.00 to 1.00)", "| arm | seed 1 | seed 2 | seed 3 |\n",
+                           "| ec | 90.0 | 91.0 | 92.0 |\n", "![validation perplexity](val_ppl.png)"})
     EXPECT_NE(md.find(want), std::string::npos) << "missing: " << want << "\n" << md;
   EXPECT_EQ(md.find("gshard_top2 < dense"), std::string::npos) << md;
 }
