@@ -20,12 +20,18 @@ def mean_band(runs, key):
     return steps[:n], [sum(c) / len(c) for c in cols], [min(c) for c in cols], [max(c) for c in cols]
 
 
+def style(i, arm):
+    """A distinct colour per arm (up to 20); expert choice dashed, dense dotted."""
+    ls = "--" if arm["expert_choice"] else ":" if not arm["token_choice"] else "-"
+    return {"color": plt.cm.tab20(i % 20), "ls": ls}
+
+
 def plot_val_ppl(data, out):
     fig, ax = plt.subplots(figsize=(8, 5))
-    for arm in data["arms"]:
+    for i, arm in enumerate(data["arms"]):
         steps, mean, lo, hi = mean_band(arm["runs"], "val_ppl")
-        line, = ax.plot(steps, mean, label=f"{arm['name']} ({len(arm['runs'])} seeds)")
-        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.2)
+        line, = ax.plot(steps, mean, label=f"{arm['name']} ({len(arm['runs'])} seeds)", **style(i, arm))
+        ax.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.12)
     if data["target_ppl"] > 0:
         ax.axhline(data["target_ppl"], color="k", ls="--", lw=0.8, label=f"target ({data['target_arm']})")
     ax.set_yscale("log")
@@ -50,12 +56,14 @@ def per_step_mean(runs, key):
 def plot_load(data, out):
     moe = [a for a in data["arms"] if a["expert_choice"] or a["token_choice"]]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for arm in moe:
+    for i, arm in enumerate(data["arms"]):
+        if arm not in moe:
+            continue
         steps, load = per_step_mean(arm["runs"], "max_load")
-        axes[0].plot(steps, load, label=arm["name"], lw=1)
+        axes[0].plot(steps, load, label=arm["name"], lw=1, **style(i, arm))
         if arm["token_choice"]:
             steps, dropped = per_step_mean(arm["runs"], "dropped")
-            axes[1].plot(steps, [100 * d for d in dropped], label=arm["name"], lw=1)
+            axes[1].plot(steps, [100 * d for d in dropped], label=arm["name"], lw=1, **style(i, arm))
     axes[0].set_title("max / mean expert load (mean over seeds, layers)")
     axes[1].set_title("dropped token choices, % (token choice)")
     for ax in axes:
