@@ -1,32 +1,20 @@
 #include "study/sweep.h"
 
-#include <csignal>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
-#include <cerrno>
+#include <cctype>
 #include <filesystem>
-#include <fstream>
-#include <map>
 #include <set>
-#include <sstream>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
 
 #include "checkpoint/checkpoint.h"
 #include "config/config.h"
 #include "core/errors.h"
-#include "core/log.h"
-#include "core/timer.h"
 
 namespace sy {
 namespace fs = std::filesystem;
-using nlohmann::json;
 
 namespace {
 
