@@ -6,6 +6,9 @@
 
 #include "core/errors.h"
 #include "core/process.h"
+#ifdef SWITCHYARD_NCCL
+#include "parallel/nccl/nccl_communicator.h"
+#endif
 
 namespace sy {
 namespace {
@@ -142,9 +145,18 @@ std::unique_ptr<Communicator> make_world_communicator() {
   return std::make_unique<SoloCommunicator>();
 }
 
-ProcessMesh ProcessMesh::make(int expert_parallel, int64_t num_experts) {
+ProcessMesh ProcessMesh::make(int expert_parallel, int64_t num_experts, Device device) {
   ProcessMesh m;
   m.world_comm = make_world_communicator();
+  if (device == Device::cuda && m.world_comm->size() > 1) {
+#ifdef SWITCHYARD_NCCL
+    m.world_comm = make_nccl_communicator(std::move(m.world_comm));  // its splits are NCCL too
+#else
+    throw Error(ExitCode::bad_input,
+                "backend 'cuda' on several ranks needs NCCL, and this switchyard was built "
+                "without CUDA; rebuild with -DSWITCHYARD_CUDA=ON");
+#endif
+  }
   m.world = m.world_comm->size();
   m.rank = m.world_comm->rank();
   m.ep = expert_parallel;

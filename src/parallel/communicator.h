@@ -49,8 +49,9 @@ struct ProcessMesh {
   std::unique_ptr<Communicator> dp_comm;  // the ranks that hold the same experts as I do
 
   // Throws Error(bad_input) if the world cannot be cut into groups of `ep`, or the
-  // experts into `ep` equal shares.
-  static ProcessMesh make(int expert_parallel, int64_t num_experts);
+  // experts into `ep` equal shares. With `device` cuda and more than one rank, the
+  // communicators move GPU tensors through NCCL (host data still through MPI).
+  static ProcessMesh make(int expert_parallel, int64_t num_experts, Device device = Device::cpu);
 };
 
 }  // namespace sy

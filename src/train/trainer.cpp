@@ -24,7 +24,8 @@ namespace sy {
 Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
     : cfg_(cfg),
       ops_(ops),
-      mesh_(ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts)),
+      mesh_(ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts,
+                              cfg.backend)),
       rank_(mesh_.rank),
       watchdog_(mesh_.world > 1 ? cfg.parallel.step_timeout_s : 0.0, mesh_.rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));

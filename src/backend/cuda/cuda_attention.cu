@@ -1,0 +1,143 @@
+// Multi-head attention on the GPU, to start as the CPU does it: heads split out of
+// qkv, cuBLAS strided-batched GEMMs over (batch, head) and a row softmax with the
+// causal mask folded in. A fused (flash-style) kernel replaces this later; this one
+// is the reference it will be checked against.
+#include <cmath>
+
+#include "backend/cuda/cuda_ops_impl.h"
+
+namespace sy {
+namespace {
+
+// qkv [B,T,3,NH,D] → q, k, v [B,NH,T,D]; one thread per element of q.
+__global__ void split_heads(float* q, float* k, float* v, const float* qkv, int64_t B, int64_t Tn,
+                            int64_t NH, int64_t D) {
+  const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (o >= B * NH * Tn * D) return;
+  const int64_t d = o % D, t = (o / D) % Tn, h = (o / (D * Tn)) % NH, b = o / (D * Tn * NH);
+  const int64_t C = NH * D;
+  const float* row = qkv + (b * Tn + t) * 3 * C;
+  q[o] = row[h * D + d];
+  k[o] = row[C + h * D + d];
+  v[o] = row[2 * C + h * D + d];
+}
+
+// x [B,T,C] → heads [B,NH,T,D]
+__global__ void split_one(float* heads, const float* x, int64_t B, int64_t Tn, int64_t NH,
+                          int64_t D) {
+  const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (o >= B * NH * Tn * D) return;
+  const int64_t d = o % D, t = (o / D) % Tn, h = (o / (D * Tn)) % NH, b = o / (D * Tn * NH);
+  heads[o] = x[(b * Tn + t) * NH * D + h * D + d];
+}
+
+// Up to three [B,NH,T,D] parts → out [B,T,parts·C]; one thread per output element.
+__global__ void merge_heads(float* out, const float* p0, const float* p1, const float* p2,
+                            int n_parts, int64_t B, int64_t Tn, int64_t NH, int64_t D) {
+  const int64_t C = NH * D, width = n_parts * C;
+  const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (o >= B * Tn * width) return;
+  const int64_t col = o % width, bt = o / width, b = bt / Tn, t = bt % Tn;
+  const int part = static_cast<int>(col / C);
+  const int64_t h = (col % C) / D, d = col % D;
+  const float* src = part == 0 ? p0 : part == 1 ? p1 : p2;
+  out[o] = src[((b * NH + h) * Tn + t) * D + d];
+}
+
+// In place, one block per row of scores [rows, T]: → probabilities; with `causal`,
+// row r (query position r % T) sees columns ≤ r % T, the rest become exactly 0.
+__global__ void masked_softmax(float* p, int64_t Tn, bool causal) {
+  __shared__ float shared[32];
+  float* row = p + blockIdx.x * Tn;
+  const int64_t n = causal ? (blockIdx.x % Tn) + 1 : Tn;
+  float mx = -INFINITY;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, row[j]);
+  mx = cuda::block_max(mx, shared);
+  float s = 0;
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += (row[j] = expf(row[j] - mx));
+  const float inv = 1.0f / cuda::block_sum(s, shared);
+  for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) row[j] = j < n ? row[j] * inv : 0.0f;
+}
+
+// In place: dprobs → dscores = p ⊙ (dp − Σ_j p·dp).
+__global__ void softmax_rows_backward(float* dp, const float* p, int64_t Tn) {
+  __shared__ float shared[32];
+  float* d = dp + blockIdx.x * Tn;
+  const float* y = p + blockIdx.x * Tn;
+  float dot = 0;
+  for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) dot += d[j] * y[j];
+  dot = cuda::block_sum(dot, shared);
+  for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) d[j] = y[j] * (d[j] - dot);
+}
+
+struct AttnDims {
+  int64_t B, Tn, NH, D;
+};
+
+AttnDims attention_dims(const Tensor& qkv, int64_t n_heads, const AttentionCache& c) {
+  SY_CHECK(qkv.ndim == 3 && qkv.dim(2) % 3 == 0, "qkv must be [B,T,3C], got {}", qkv.shape_str());
+  const int64_t C = qkv.dim(2) / 3;
+  SY_CHECK(C % n_heads == 0, "C={} not divisible by {} heads", C, n_heads);
+  AttnDims d{qkv.dim(0), qkv.dim(1), n_heads, C / n_heads};
+  const int64_t n = d.B * d.NH * d.Tn * d.D;
+  cuda_check_numel(c.q, n, "attention q");
+  cuda_check_numel(c.k, n, "attention k");
+  cuda_check_numel(c.v, n, "attention v");
+  cuda_check_numel(c.out_heads, n, "attention out_heads");
+  cuda_check_numel(c.probs, d.B * d.NH * d.Tn * d.Tn, "attention probs");
+  cuda_check_f32(qkv, "attention qkv");
+  return d;
+}
+
+}  // namespace
+
+void CudaOps::attention_forward(Tensor out, AttentionCache& c, const Tensor& qkv, int64_t n_heads,
+                                bool causal) {
+  const AttnDims d = attention_dims(qkv, n_heads, c);
+  const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH, n = BH * TD;
+  cuda_check_numel(out, n, "attention out");
+  if (n == 0) return;
+  split_heads<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(
+      c.q.data<float>(), c.k.data<float>(), c.v.data<float>(), qkv.data<float>(), d.B, d.Tn, d.NH,
+      d.D);
+  SY_CUDA_LAUNCHED();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d.D));
+  gemm_strided_batched(false, true, d.Tn, d.Tn, d.D, scale, c.q, TD, c.k, TD, 0.0, c.probs, TT, BH);
+  masked_softmax<<<static_cast<unsigned>(BH * d.Tn), cuda::kBlock, 0, stream_>>>(
+      c.probs.data<float>(), d.Tn, causal);
+  SY_CUDA_LAUNCHED();
+  gemm_strided_batched(false, false, d.Tn, d.D, d.Tn, 1.0, c.probs, TT, c.v, TD, 0.0, c.out_heads,
+                       TD, BH);
+  merge_heads<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(
+      out.data<float>(), c.out_heads.data<float>(), nullptr, nullptr, 1, d.B, d.Tn, d.NH, d.D);
+  SY_CUDA_LAUNCHED();
+}
+
+void CudaOps::attention_backward(Tensor dqkv, AttentionCache& c, const Tensor& dout,
+                                 int64_t n_heads, bool causal) {
+  (void)causal;  // masked probabilities are exactly 0, so their gradient vanishes by itself
+  const AttnDims d = attention_dims(dqkv, n_heads, c);
+  const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH, n = BH * TD;
+  cuda_check_numel(dout, n, "attention dout");
+  cuda_check_numel(c.dprobs, BH * TT, "attention dprobs");
+  if (n == 0) return;
+  Tensor douth = c.out_heads;  // free in the backward: holds dout split into heads
+  split_one<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(douth.data<float>(),
+                                                                dout.data<float>(), d.B, d.Tn,
+                                                                d.NH, d.D);
+  SY_CUDA_LAUNCHED();
+  gemm_strided_batched(false, true, d.Tn, d.Tn, d.D, 1.0, douth, TD, c.v, TD, 0.0, c.dprobs, TT, BH);
+  gemm_strided_batched(true, false, d.Tn, d.D, d.Tn, 1.0, c.probs, TT, douth, TD, 0.0, c.dv, TD, BH);
+  softmax_rows_backward<<<static_cast<unsigned>(BH * d.Tn), cuda::kBlock, 0, stream_>>>(
+      c.dprobs.data<float>(), c.probs.data<float>(), d.Tn);
+  SY_CUDA_LAUNCHED();
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d.D));
+  gemm_strided_batched(false, false, d.Tn, d.D, d.Tn, scale, c.dprobs, TT, c.k, TD, 0.0, c.dq, TD, BH);
+  gemm_strided_batched(true, false, d.Tn, d.D, d.Tn, scale, c.dprobs, TT, c.q, TD, 0.0, c.dk, TD, BH);
+  merge_heads<<<cuda::blocks_for(3 * n), cuda::kBlock, 0, stream_>>>(
+      dqkv.data<float>(), c.dq.data<float>(), c.dk.data<float>(), c.dv.data<float>(), 3, d.B, d.Tn,
+      d.NH, d.D);
+  SY_CUDA_LAUNCHED();
+}
+
+}  // namespace sy

@@ -1,0 +1,186 @@
+#pragma once
+// The CudaOps class (private to the CUDA backend) and the helpers its kernels
+// share. fp32 throughout: this is the parity mode of the CUDA issue; matrix products
+// go through cuBLAS with pedantic fp32 math (no TF32), so results match the CPU
+// backend to rounding. Every reduction has a fixed order (one block per row, a
+// fixed-shape tree inside the block, fixed grids for whole-tensor sums), so a step
+// is deterministic run to run.
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <vector>
+
+#include "backend/ops.h"
+#include "core/errors.h"
+
+namespace sy {
+
+// Every CUDA runtime call is checked; a failure names the call and where it was.
+#define SY_CUDA(call)                                                                      \
+  do {                                                                                     \
+    const cudaError_t sy_err_ = (call);                                                    \
+    if (sy_err_ != cudaSuccess)                                                            \
+      fatalf(ExitCode::internal, "CUDA error '{}' in {} at {}:{}", cudaGetErrorString(sy_err_), \
+             #call, __FILE__, __LINE__);                                                   \
+  } while (0)
+
+#define SY_CUBLAS(call)                                                                    \
+  do {                                                                                     \
+    const cublasStatus_t sy_st_ = (call);                                                  \
+    if (sy_st_ != CUBLAS_STATUS_SUCCESS)                                                   \
+      fatalf(ExitCode::internal, "cuBLAS error '{}' in {} at {}:{}", cublasGetStatusString(sy_st_), \
+             #call, __FILE__, __LINE__);                                                   \
+  } while (0)
+
+// After every launch: a bad configuration shows here, not several ops later.
+#define SY_CUDA_LAUNCHED() SY_CUDA(cudaGetLastError())
+
+namespace cuda {
+
+constexpr int kBlock = 256;  // threads per block of every row-reduction kernel
+
+inline unsigned blocks_for(int64_t n, int per_block = kBlock) {
+  return static_cast<unsigned>((n + per_block - 1) / per_block);
+}
+
+// Block-wide reductions with a fixed order (warp shuffles, then warp 0 over the
+// warp results): the same inputs give the same bits on every launch.
+template <class T>
+__device__ inline T warp_sum(T v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <class T>
+__device__ inline T warp_max(T v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmax(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// All threads of the block get the result. `shared` holds ≥ 32 values.
+template <class T>
+__device__ inline T block_sum(T v, T* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // `shared` may still be read by a previous reduction
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < warps ? shared[lane] : T(0);
+  return warp_sum(v);
+}
+template <class T>
+__device__ inline T block_max(T v, T* shared) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  v = warp_max(v);
+  __syncthreads();
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = lane < warps ? shared[lane] : T(-INFINITY);
+  return warp_max(v);
+}
+
+// Activation value and derivative: the same formulas as the CPU's cpu_math.h
+// (GELU in its tanh form), with the device's own expf / tanhf.
+template <Activation A>
+__device__ inline void act_value_grad(float x, float& f, float& df) {
+  if constexpr (A == Activation::gelu) {
+    const float k = 0.7978845608028654f, c = 0.044715f;
+    const float th = tanhf(k * (x + c * x * x * x));
+    f = 0.5f * x * (1.0f + th);
+    df = 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * k * (1.0f + 3.0f * c * x * x);
+  } else if constexpr (A == Activation::silu) {
+    const float s = 1.0f / (1.0f + expf(-x));
+    f = x * s;
+    df = s * (1.0f + x * (1.0f - s));
+  } else {
+    f = x > 0.0f ? x : 0.0f;
+    df = x > 0.0f ? 1.0f : 0.0f;
+  }
+}
+
+}  // namespace cuda
+
+inline void cuda_check_numel(const Tensor& t, int64_t n, const char* what) {
+  SY_CHECK(t.numel() == n, "{} has {} elements {}, expected {}", what, t.numel(), t.shape_str(), n);
+}
+// The CUDA backend runs fp32 (and i32 indices) only; f64 gradient checks are the
+// CPU backend's job.
+inline void cuda_check_f32(const Tensor& t, const char* what) {
+  SY_CHECK(t.dtype == DType::f32, "{} is {}: the CUDA backend computes in f32", what,
+           dtype_name(t.dtype));
+}
+
+class CudaOps final : public Ops {
+ public:
+  explicit CudaOps(int device);
+  ~CudaOps() override;
+  std::string name() const override;
+  Device device() const override { return Device::cuda; }
+  void* allocate(size_t bytes) override;
+  void deallocate(void* p) override;
+
+  void copy(Tensor dst, const Tensor& src) override;
+  void to_host(void* dst, const Tensor& src) override;
+  void from_host(Tensor dst, const void* src) override;
+  void fill(Tensor x, double value) override;
+  void synchronize() override;
+
+  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const Tensor& A,
+            const Tensor& B, double beta, Tensor C) override;
+  void gemm_strided_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                            const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
+                            Tensor C, int64_t sc, int64_t batch) override;
+
+  void embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte,
+                         const Tensor& wpe) override;
+  void embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout,
+                          const Tensor& ids) override;
+  void norm_forward(NormKind kind, Tensor out, Tensor mean, Tensor rstd, const Tensor& x,
+                    const Tensor& w, const Tensor& b, double eps) override;
+  void norm_backward(NormKind kind, Tensor dx, Tensor dw, Tensor db, const Tensor& dout,
+                     const Tensor& x, const Tensor& w, const Tensor& mean,
+                     const Tensor& rstd) override;
+  void activation_forward(Activation act, Tensor out, const Tensor& x) override;
+  void activation_backward(Activation act, Tensor dx, const Tensor& dout,
+                           const Tensor& x) override;
+  void glu_forward(Activation act, Tensor h, const Tensor& ag) override;
+  void glu_backward(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) override;
+  void softmax_forward(Tensor out, const Tensor& x) override;
+  void softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out) override;
+  void attention_forward(Tensor out, AttentionCache& cache, const Tensor& qkv, int64_t n_heads,
+                         bool causal) override;
+  void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
+                          int64_t n_heads, bool causal) override;
+  void cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
+                             const Tensor& targets, double smoothing) override;
+  void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
+                              const Tensor& targets, double smoothing, double scale) override;
+  void gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) override;
+  void combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
+                    const Tensor& w) override;
+  void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) override;
+  void add(Tensor y, const Tensor& x) override;
+  void scale(Tensor x, double s) override;
+  double sum_squares(const Tensor& x) override;
+  double sum(const Tensor& x) override;
+  void adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v,
+                   const AdamArgs& a) override;
+
+ private:
+  // Device scratch of at least `bytes`, kept and reused (grows only on the first
+  // steps, when shapes are first seen; never per step after that).
+  void* scratch(size_t bytes);
+  // Host copy of an i32 index tensor (for range checks and host-built index lists).
+  const std::vector<int32_t>& indices_to_host(const Tensor& t);
+  double reduce(const Tensor& x, bool squares);
+
+  int device_;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
+  double* partials_ = nullptr;  // [kReduceBlocks] per-block sums of reduce()
+  std::vector<int32_t> host_indices_;
+  std::vector<int32_t> host_csr_;
+  std::vector<double> host_partials_;
+};
+
+}  // namespace sy

@@ -1,0 +1,133 @@
+// Row softmax and the fused softmax + label-smoothed cross-entropy on the GPU: one
+// block per row, fixed-order block reductions.
+#include "backend/cuda/cuda_ops_impl.h"
+
+namespace sy {
+namespace {
+
+// out, x [rows, cols]
+__global__ void softmax_fwd(float* out, const float* x, int64_t cols) {
+  __shared__ float shared[32];
+  const float* xi = x + blockIdx.x * cols;
+  float* oi = out + blockIdx.x * cols;
+  float mx = -INFINITY;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, xi[c]);
+  mx = cuda::block_max(mx, shared);
+  float s = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += (oi[c] = expf(xi[c] - mx));
+  const float inv = 1.0f / cuda::block_sum(s, shared);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) oi[c] *= inv;
+}
+
+__global__ void softmax_bwd(float* dx, const float* dout, const float* out, int64_t cols) {
+  __shared__ float shared[32];
+  const float* d = dout + blockIdx.x * cols;
+  const float* y = out + blockIdx.x * cols;
+  float dot = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dot += d[c] * y[c];
+  dot = cuda::block_sum(dot, shared);
+  float* dxi = dx + blockIdx.x * cols;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dxi[c] = y[c] * (d[c] - dot);
+}
+
+// loss = (1−ε)·(lse − z_y) + ε·(lse − mean z), nll = lse − z_y; 0 where target < 0.
+__global__ void cross_entropy_fwd(float* loss, float* nll, float* lse, const float* logits,
+                                  const int32_t* targets, int64_t V, float smoothing) {
+  __shared__ float shared[32];
+  const int64_t i = blockIdx.x;
+  const float* z = logits + i * V;
+  float mx = -INFINITY, sum_z = 0;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
+    mx = fmaxf(mx, z[v]);
+    sum_z += z[v];
+  }
+  mx = cuda::block_max(mx, shared);
+  sum_z = cuda::block_sum(sum_z, shared);
+  float s = 0;
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) s += expf(z[v] - mx);
+  s = cuda::block_sum(s, shared);
+  if (threadIdx.x != 0) return;
+  const float l = mx + logf(s);
+  lse[i] = l;
+  const int32_t y = targets[i];
+  if (y < 0) {
+    loss[i] = nll[i] = 0;
+    return;
+  }
+  const float n = l - z[y];
+  nll[i] = n;
+  loss[i] = (1.0f - smoothing) * n + smoothing * (l - sum_z / static_cast<float>(V));
+}
+
+// dlogits = scale·(softmax(z) − (1−ε)·onehot(y) − ε/V); may alias logits.
+__global__ void cross_entropy_bwd(float* dlogits, const float* logits, const float* lse,
+                                  const int32_t* targets, int64_t V, float smoothing, float scale) {
+  const int64_t i = blockIdx.x;
+  const int32_t y = targets[i];
+  const float* z = logits + i * V;
+  float* d = dlogits + i * V;
+  const float l = lse[i], uniform = smoothing / static_cast<float>(V);
+  for (int64_t v = threadIdx.x; v < V; v += blockDim.x) {
+    if (y < 0) {
+      d[v] = 0;
+      continue;
+    }
+    float g = scale * (expf(z[v] - l) - uniform);
+    if (v == y) g -= scale * (1.0f - smoothing);
+    d[v] = g;
+  }
+}
+
+}  // namespace
+
+void CudaOps::softmax_forward(Tensor out, const Tensor& x) {
+  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  cuda_check_numel(out, x.numel(), "softmax out");
+  cuda_check_f32(x, "softmax x");
+  if (rows == 0) return;
+  softmax_fwd<<<static_cast<unsigned>(rows), cuda::kBlock, 0, stream_>>>(out.data<float>(),
+                                                                        x.data<float>(), cols);
+  SY_CUDA_LAUNCHED();
+}
+
+void CudaOps::softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out) {
+  const int64_t cols = out.dim(-1), rows = out.numel() / cols;
+  cuda_check_numel(dx, out.numel(), "softmax dx");
+  cuda_check_numel(dout, out.numel(), "softmax dout");
+  cuda_check_f32(out, "softmax out");
+  if (rows == 0) return;
+  softmax_bwd<<<static_cast<unsigned>(rows), cuda::kBlock, 0, stream_>>>(
+      dx.data<float>(), dout.data<float>(), out.data<float>(), cols);
+  SY_CUDA_LAUNCHED();
+}
+
+void CudaOps::cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
+                                    const Tensor& targets, double smoothing) {
+  const int64_t V = logits.dim(-1), N = logits.numel() / V;
+  cuda_check_numel(targets, N, "cross_entropy targets");
+  cuda_check_numel(loss, N, "cross_entropy loss");
+  cuda_check_numel(nll, N, "cross_entropy nll");
+  cuda_check_numel(lse, N, "cross_entropy lse");
+  cuda_check_f32(logits, "cross_entropy logits");
+  for (int32_t y : indices_to_host(targets))
+    SY_CHECK(y < V, "target {} outside the vocabulary [0, {})", y, V);
+  if (N == 0) return;
+  cross_entropy_fwd<<<static_cast<unsigned>(N), cuda::kBlock, 0, stream_>>>(
+      loss.data<float>(), nll.data<float>(), lse.data<float>(), logits.data<float>(),
+      targets.data<int32_t>(), V, static_cast<float>(smoothing));
+  SY_CUDA_LAUNCHED();
+}
+
+void CudaOps::cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
+                                     const Tensor& targets, double smoothing, double scale) {
+  const int64_t V = logits.dim(-1), N = logits.numel() / V;
+  cuda_check_numel(dlogits, N * V, "cross_entropy dlogits");
+  cuda_check_f32(logits, "cross_entropy logits");
+  if (N == 0) return;
+  cross_entropy_bwd<<<static_cast<unsigned>(N), cuda::kBlock, 0, stream_>>>(
+      dlogits.data<float>(), logits.data<float>(), lse.data<float>(), targets.data<int32_t>(), V,
+      static_cast<float>(smoothing), static_cast<float>(scale));
+  SY_CUDA_LAUNCHED();
+}
+
+}  // namespace sy

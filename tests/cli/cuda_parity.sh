@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# cuda_parity.sh BIN CONFIG: whole-model parity of the CUDA backend (fp32) with the
+# CPU backend: 10 training steps of the dense model and of every router, losses
+# within 1e-4 relative at every step. Exits 77 (ctest: skipped) without a GPU.
+set -eu
+source "$(dirname "$0")/lib.sh" "$@"
+S=(--set train.steps=10 --set run.log_every=1 --set train.eval_every=0 --set checkpoint.every=0
+   --set model.n_layers=2 --set moe.num_experts=4)
+probe=$("$bin" train -c "$cfg" "${S[@]}" --set backend=cuda --set train.steps=1 \
+        --set run.dir="$dir/probe" 2>&1) || {
+  if grep -q "no CUDA device\|built without CUDA" <<<"$probe"; then
+    echo "skipped: no GPU"; exit 77
+  fi
+  echo "FAIL: one CUDA step failed:"; echo "$probe"; exit 1
+}
+for router in dense switch_top1 gshard_top2 expert_choice noisy_topk; do
+  R=(--set moe.router="$router")
+  [ "$router" = dense ] && R=(--set moe.num_experts=0)
+  for backend in cpu cuda; do
+    "$bin" train -c "$cfg" "${S[@]}" "${R[@]}" --set backend=$backend \
+      --set run.dir="$dir/$router-$backend" >"$dir/$router-$backend.out" 2>&1 || {
+      echo "FAIL: $router on $backend:"; tail -20 "$dir/$router-$backend.out"; exit 1; }
+  done
+  $py - "$dir/$router-cpu/metrics.jsonl" "$dir/$router-cuda/metrics.jsonl" "$router" <<'PY'
+import json, sys
+cpu = [json.loads(l) for l in open(sys.argv[1]) if '"loss"' in l]
+gpu = [json.loads(l) for l in open(sys.argv[2]) if '"loss"' in l]
+assert len(cpu) == len(gpu) == 10, f"{sys.argv[3]}: {len(cpu)} cpu vs {len(gpu)} cuda steps"
+for a, b in zip(cpu, gpu):
+    rel = abs(a["loss"] - b["loss"]) / abs(a["loss"])
+    assert rel <= 1e-4, f"{sys.argv[3]} step {a['step']}: cpu {a['loss']} cuda {b['loss']} (rel {rel:.2e})"
+print(f"ok: {sys.argv[3]}: 10 steps, worst relative loss gap "
+      f"{max(abs(a['loss'] - b['loss']) / abs(a['loss']) for a, b in zip(cpu, gpu)):.2e}")
+PY
+done
