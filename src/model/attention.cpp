@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "core/phases.h"
+
 namespace sy {
 
 Attention::Attention(LayerEnv env, const std::string& prefix, const ModelConfig& cfg)
@@ -29,6 +31,7 @@ void Attention::allocate(Arena& arena, int64_t batch, int64_t seq, const Backwar
 }
 
 void Attention::forward(const Tensor& x, Tensor out) {
+  PhaseScope phase(Phase::attention);
   x_ = x;
   const int64_t N = x.numel() / C_;
   Ops& ops = env_.ops;
@@ -38,6 +41,7 @@ void Attention::forward(const Tensor& x, Tensor out) {
 }
 
 void Attention::backward(const Tensor& dout, Tensor dx, BackwardScratch& s) {
+  PhaseScope phase(Phase::attention);
   const int64_t N = x_.numel() / C_;
   Ops& ops = env_.ops;
   ParamStore& P = env_.params;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/errors.h"
+#include "core/phases.h"
 
 namespace sy {
 
@@ -49,6 +50,7 @@ void Experts::expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, T
 }
 
 void Experts::forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout) {
+  PhaseScope phase(Phase::expert_gemm);
   xin_ = xin;
   begin_ = expert_begin;
   const int64_t width = a_.dim(1);
@@ -61,6 +63,7 @@ void Experts::forward(const Tensor& xin, const std::vector<int64_t>& expert_begi
 }
 
 void Experts::backward(const Tensor& dy, Tensor dxin) {
+  PhaseScope phase(Phase::expert_gemm);
   Ops& ops = env_.ops;
   ParamStore& P = env_.params;
   const int64_t width = a_.dim(1);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/phases.h"
 #include "core/timer.h"
 
 namespace sy {
@@ -61,6 +62,7 @@ void MoeLayer::allocate(Arena& arena, int64_t N) {
 
 void MoeLayer::exchange(const Tensor& send, const std::vector<int64_t>& send_rows, Tensor recv,
                         const std::vector<int64_t>& recv_rows) {
+  PhaseScope phase(Phase::communication);
   Timer t;
   shard_.comm->all_to_all_v(send, send_rows, recv, recv_rows, C_);
   int64_t sent = 0, received = 0;
@@ -78,7 +80,10 @@ void MoeLayer::plan_exchange() {
   const int G = shard_.size;
   std::vector<int64_t> send_counts(static_cast<size_t>(E_)), recv_counts;
   for (int64_t e = 0; e < E_; ++e) send_counts[e] = plan_.expert_begin[e + 1] - plan_.expert_begin[e];
-  shard_.comm->all_to_all(send_counts, recv_counts);  // [source × local expert]
+  {
+    PhaseScope phase(Phase::communication);
+    shard_.comm->all_to_all(send_counts, recv_counts);  // [source × local expert]
+  }
   send_rows_.assign(G, 0);
   recv_rows_.assign(G, 0);
   for (int j = 0; j < G; ++j)
@@ -166,14 +171,18 @@ void MoeLayer::upload_plan(int64_t N) {
 void MoeLayer::forward(const Tensor& x, Tensor out) {
   x_ = x;
   const int64_t N = x.numel() / C_;
-  router_->forward(x, runtime_.ctx, plan_);                        // route
-  upload_plan(N);
-  const int64_t S = plan_.slots();
   Ops& ops = env_.ops;
-  const Tensor rows = slot_rows_.view({S});
-  exchange_ = ExchangeStats{};
-  ops.gather_rows(xin_.view({S, C_}), x, rows, Tensor{});           // dispatch
+  int64_t S = 0;
+  {
+    PhaseScope phase(Phase::routing);
+    router_->forward(x, runtime_.ctx, plan_);                      // route
+    upload_plan(N);
+    S = plan_.slots();
+    exchange_ = ExchangeStats{};
+    ops.gather_rows(xin_.view({S, C_}), x, slot_rows_.view({S}), Tensor{});  // dispatch
+  }
   experts_forward(S);                                               // experts (on their ranks)
+  PhaseScope phase(Phase::routing);
   ops.combine_rows(out, yexp_.view({S, C_}), token_begin_, token_slots_.view({S}),
                    slot_gates_.view({S}));                          // combine
 }
@@ -194,10 +203,14 @@ void MoeLayer::backward(const Tensor& dout, Tensor dx, BackwardScratch& s) {
   const int64_t S = plan_.slots();
   Ops& ops = env_.ops;
   const Tensor rows = slot_rows_.view({S});
-  // ∂L/∂gate of each slot = ⟨∂L/∂y_t, FFN_e(x_t)⟩; ∂L/∂FFN_e(x_t) = gate · ∂L/∂y_t.
-  ops.row_dots(dgate_.view({S}), yexp_.view({S, C_}), dout, rows);
-  ops.gather_rows(dy_.view({S, C_}), dout, rows, slot_gates_.view({S}));
+  {
+    PhaseScope phase(Phase::routing);
+    // ∂L/∂gate of each slot = ⟨∂L/∂y_t, FFN_e(x_t)⟩; ∂L/∂FFN_e(x_t) = gate · ∂L/∂y_t.
+    ops.row_dots(dgate_.view({S}), yexp_.view({S, C_}), dout, rows);
+    ops.gather_rows(dy_.view({S, C_}), dout, rows, slot_gates_.view({S}));
+  }
   experts_backward(S);
+  PhaseScope phase(Phase::routing);
   ops.fill(dx, 0.0);
   ops.combine_rows(dx, dxin_.view({S, C_}), token_begin_, token_slots_.view({S}), Tensor{});
   std::vector<double> dgate(static_cast<size_t>(S));

@@ -8,6 +8,8 @@
 #include <memory>
 
 #include "core/log.h"
+#include "core/phases.h"
+#include "core/timer.h"
 #include "core/rng.h"
 #include "model/glu_ffn.h"
 #include "train/trainer.h"
@@ -136,6 +138,31 @@ void bench_dense_same_flops(benchmark::State& state, const Config& cfg, int64_t 
   state.counters["hidden"] = static_cast<double>(hidden);
 }
 
+// Where the step's time goes: a few more steps with every phase scope
+// synchronising the device (slightly slower than the timed steps above, so the
+// shares are reported, with the profiled step's own time).
+void print_step_breakdown(Trainer& trainer, int64_t first_step, int steps) {
+  Ops& ops = trainer.model().params().ops();
+  trainer.train_step(first_step++);  // warm, in case the benchmarks above were filtered out
+  set_phase_profiling([&ops] { ops.synchronize(); });
+  Timer timer;
+  for (int i = 0; i < steps; ++i) trainer.train_step(first_step + i);
+  ops.synchronize();
+  const double total = timer.seconds() / steps;
+  const PhaseTotals t = phase_totals();
+  set_phase_profiling(nullptr);
+  fmt::print("\nstep breakdown ({} profiled steps, {:.1f} ms each):\n", steps, 1e3 * total);
+  double accounted = 0;
+  for (size_t p = 0; p < t.seconds.size(); ++p) {
+    const double s = t.seconds[p] / steps;
+    accounted += s;
+    fmt::print("  {:<42} {:9.2f} ms  {:5.1f}%\n", phase_name(static_cast<Phase>(p)), 1e3 * s,
+               100.0 * s / total);
+  }
+  fmt::print("  {:<42} {:9.2f} ms  {:5.1f}%\n", "other (dense FFN, norms, embedding, loss)",
+             1e3 * (total - accounted), 100.0 * (total - accounted) / total);
+}
+
 }  // namespace
 
 // The MFU denominator the GPU targets are stated against.
@@ -172,6 +199,7 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
   CapturingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
+  print_step_breakdown(trainer, 1000, 3);
 
   const double sgemm = reporter.results["sgemm/1024"]["GFLOP/s"];
   const double step = reporter.results["train_step"]["GFLOP/s"];

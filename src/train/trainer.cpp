@@ -12,6 +12,7 @@
 #include "checkpoint/model_io.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "core/phases.h"
 #include "core/timer.h"
 #include "optim/schedule.h"
 #include "checkpoint/checkpoint.h"
@@ -74,6 +75,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
 void Trainer::sync_gradients() {
   // Dense weights are replicated on every rank; an expert's weights on the ranks
   // of its dp group. Each sums the gradients of all who computed with them.
+  PhaseScope phase(Phase::communication);
   for (GradRun& r : grad_runs_) (r.expert ? *mesh_.dp_comm : *mesh_.world_comm).all_reduce_sum(r.grads);
 }
 
@@ -176,6 +178,7 @@ StepStats Trainer::train_step(int64_t step) {
     s.skipped = true;
     ++skipped_steps_;
   } else {
+    PhaseScope phase(Phase::optimizer);
     adam_->step(s.lr, clip_factor(s.grad_norm, cfg_.optim.grad_clip));
   }
   s.exchange = traffic;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <new>
 
+#include "train/tiny_config.h"
 #include "train/trainer.h"
 
 namespace {
@@ -25,17 +26,7 @@ namespace {
 
 TEST(TrainStep, AllocatesNothingAfterTheFirstStep) {
   for (Arch arch : {Arch::decoder, Arch::encoder}) {
-    Config cfg;
-    cfg.model.arch = arch;
-    cfg.model.vocab_size = 64;
-    cfg.model.d_model = 32;
-    cfg.model.n_layers = 2;
-    cfg.model.n_heads = 2;
-    cfg.model.d_ff = 48;
-    cfg.model.max_seq = 16;
-    cfg.train.batch_size = 2;
-    cfg.train.seq_len = 16;
-    cfg.data.synthetic_tokens = 4096;
+    const Config cfg = test::tiny_config(arch);
     auto ops = make_ops(Device::cpu);
     const long at_start = g_allocations.load();
     Trainer trainer(cfg, *ops);
