@@ -29,6 +29,10 @@ using nlohmann::json;
 
 namespace {
 
+// A child that could not exec the training command exits with this (the shell's
+// "command not found" code); every other run would fail the same way.
+constexpr int kCannotExecute = 127;
+
 volatile std::sig_atomic_t g_sweep_stop = 0;
 extern "C" void on_sweep_signal(int) { g_sweep_stop = 1; }
 
@@ -75,7 +79,7 @@ pid_t launch(const std::vector<std::string>& argv, const std::string& console) {
   args.push_back(nullptr);
   execvp(args[0], args.data());
   std::fprintf(stderr, "sweep: cannot run %s: %s\n", args[0], std::strerror(errno));
-  _exit(127);
+  _exit(kCannotExecute);
 }
 
 // The last validation perplexity a run logged (0 when none).
@@ -167,6 +171,7 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string&
   install_sweep_handlers();
   std::map<pid_t, std::pair<size_t, Timer>> running;
   bool stopping = false, forwarded = false;
+  bool cannot_start = false;  // the training command itself failed to start: so would every other
   int first_failure = 0;
   while (!todo.empty() || !running.empty()) {
     if (g_sweep_stop) stopping = true;
@@ -176,7 +181,7 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string&
       log_warn("sweep: stopping: {} running run(s) checkpoint and stop; run the sweep again to resume",
                running.size());
     }
-    while (!stopping && !todo.empty() && static_cast<int>(running.size()) < opt.jobs) {
+    while (!stopping && !cannot_start && !todo.empty() && static_cast<int>(running.size()) < opt.jobs) {
       const size_t i = todo.front();
       todo.pop_front();
       fs::create_directories(runs[i].dir);
@@ -212,6 +217,13 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string&
       if (first_failure == 0) first_failure = code;
       log_error("sweep: {} seed {} failed with exit code {}; its output is in {}/console.txt", runs[i].arm,
                 runs[i].seed, code, runs[i].dir);
+      if (code == kCannotExecute && !cannot_start) {
+        cannot_start = true;
+        log_error("sweep: the training command could not be started ('{}' missing or not executable? "
+                  "rebuilding while a sweep runs does that); no further runs are started, the "
+                  "running ones finish; run the sweep again once it is fixed",
+                  train_command(spec, runs[i], exe).front());
+      }
     }
     write_manifest(spec, runs, state);
   }

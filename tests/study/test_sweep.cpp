@@ -135,5 +135,19 @@ TEST_F(SweepTest, StatusSeesFreshPartialAndFinishedRuns) {
   EXPECT_EQ(run_status(run.string(), 30), RunStatus::partial);  // the sweep now asks for more steps
 }
 
+TEST_F(SweepTest, StopsStartingRunsWhenTheTrainingCommandCannotStart) {
+  const SweepSpec spec = load_sweep(sweep(kTwoArms));
+  SweepOptions opt;
+  opt.jobs = 1;
+  EXPECT_EQ(run_sweep(spec, opt, (dir_ / "no_such_switchyard").string()), 127);
+  std::ifstream in(dir_ / "out" / "sweep.json");
+  const std::string manifest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t failed = 0, planned = 0;
+  for (size_t p = manifest.find("\"failed\""); p != std::string::npos; p = manifest.find("\"failed\"", p + 1)) ++failed;
+  for (size_t p = manifest.find("\"planned\""); p != std::string::npos; p = manifest.find("\"planned\"", p + 1)) ++planned;
+  EXPECT_EQ(failed, 1u) << manifest;   // the first run, and no other was tried
+  EXPECT_EQ(planned, 3u) << manifest;
+}
+
 }  // namespace
 }  // namespace sy
