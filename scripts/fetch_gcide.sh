@@ -7,6 +7,7 @@
 # download, no root: `apt-get download` only fetches the .deb.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/fetch_lib.sh
 
 VERSION=0.48.5+nmu2
 SHA256=7b0af5cfde3cbdef5e9d6e78f92ec335ced7c2790f37a40f49bebc6f7347ac0f
@@ -26,12 +27,7 @@ if [ ! -f "$deb" ]; then
     echo "fetch_gcide: apt-get download failed (run 'sudo apt-get update' first; is the Debian mirror reachable?)" >&2
     exit 2; }
 fi
-got=$(sha256sum "$deb" | cut -d' ' -f1)
-if [ "$got" != "$SHA256" ]; then
-  echo "fetch_gcide: checksum mismatch for $deb: got $got, want $SHA256; deleting it" >&2
-  rm -f "$deb"
-  exit 2
-fi
+require_sha256 fetch_gcide "$deb" "$SHA256"
 rm -rf "$out/package" "$out/text"
 dpkg-deb -x "$deb" "$out/package"
 python3 scripts/gcide_to_text.py "$out/package/usr/share/dictd" "$out/text"

@@ -86,24 +86,6 @@ void softmax_rows_backward(T* dp, const T* p, int64_t rows, int64_t Tn) {
   }
 }
 
-struct AttnDims {
-  int64_t B, Tn, NH, D;
-};
-
-AttnDims attention_dims(const Tensor& qkv, int64_t n_heads, const AttentionCache& c) {
-  SY_CHECK(qkv.ndim == 3 && qkv.dim(2) % 3 == 0, "qkv must be [B,T,3C], got {}", qkv.shape_str());
-  const int64_t C = qkv.dim(2) / 3;
-  SY_CHECK(C % n_heads == 0, "C={} not divisible by {} heads", C, n_heads);
-  AttnDims d{qkv.dim(0), qkv.dim(1), n_heads, C / n_heads};
-  const int64_t n = d.B * d.NH * d.Tn * d.D;
-  check_numel(c.q, n, "attention q");
-  check_numel(c.k, n, "attention k");
-  check_numel(c.v, n, "attention v");
-  check_numel(c.out_heads, n, "attention out_heads");
-  check_numel(c.probs, d.B * d.NH * d.Tn * d.Tn, "attention probs");
-  return d;
-}
-
 }  // namespace
 
 void CpuOps::attention_forward(Tensor out, AttentionCache& c, const Tensor& qkv, int64_t n_heads,

@@ -2,6 +2,7 @@
 // The CpuOps class (private to the CPU backend): shape checks and dtype dispatch
 // in front of the kernels of cpu_kernels.h.
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/op_checks.h"
 #include "backend/ops.h"
 #include "core/errors.h"
 
@@ -22,14 +23,6 @@ namespace sy {
     }                                                                                     \
     default: SY_CHECK(false, "op needs a floating dtype, got {}", dtype_name(dtype));     \
   }
-
-inline void check_numel(const Tensor& t, int64_t n, const char* what) {
-  SY_CHECK(t.numel() == n, "{} has {} elements {}, expected {}", what, t.numel(), t.shape_str(),
-           n);
-}
-inline void check_dtype(const Tensor& t, DType d, const char* what) {
-  SY_CHECK(t.dtype == d, "{} is {}, expected {}", what, dtype_name(t.dtype), dtype_name(d));
-}
 
 class CpuOps final : public Ops {
  public:

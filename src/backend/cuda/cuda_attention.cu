@@ -70,32 +70,14 @@ __global__ void softmax_rows_backward(float* dp, const float* p, int64_t Tn) {
   for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) d[j] = y[j] * (d[j] - dot);
 }
 
-struct AttnDims {
-  int64_t B, Tn, NH, D;
-};
-
-AttnDims attention_dims(const Tensor& qkv, int64_t n_heads, const AttentionCache& c) {
-  SY_CHECK(qkv.ndim == 3 && qkv.dim(2) % 3 == 0, "qkv must be [B,T,3C], got {}", qkv.shape_str());
-  const int64_t C = qkv.dim(2) / 3;
-  SY_CHECK(C % n_heads == 0, "C={} not divisible by {} heads", C, n_heads);
-  AttnDims d{qkv.dim(0), qkv.dim(1), n_heads, C / n_heads};
-  const int64_t n = d.B * d.NH * d.Tn * d.D;
-  cuda_check_numel(c.q, n, "attention q");
-  cuda_check_numel(c.k, n, "attention k");
-  cuda_check_numel(c.v, n, "attention v");
-  cuda_check_numel(c.out_heads, n, "attention out_heads");
-  cuda_check_numel(c.probs, d.B * d.NH * d.Tn * d.Tn, "attention probs");
-  cuda_check_f32(qkv, "attention qkv");
-  return d;
-}
-
 }  // namespace
 
 void CudaOps::attention_forward(Tensor out, AttentionCache& c, const Tensor& qkv, int64_t n_heads,
                                 bool causal) {
   const AttnDims d = attention_dims(qkv, n_heads, c);
+  cuda_check_f32(qkv, "attention qkv");
   const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH, n = BH * TD;
-  cuda_check_numel(out, n, "attention out");
+  check_numel(out, n, "attention out");
   if (n == 0) return;
   split_heads<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(
       c.q.data<float>(), c.k.data<float>(), c.v.data<float>(), qkv.data<float>(), d.B, d.Tn, d.NH,
@@ -117,9 +99,10 @@ void CudaOps::attention_backward(Tensor dqkv, AttentionCache& c, const Tensor& d
                                  int64_t n_heads, bool causal) {
   (void)causal;  // masked probabilities are exactly 0, so their gradient vanishes by itself
   const AttnDims d = attention_dims(dqkv, n_heads, c);
+  cuda_check_f32(dqkv, "attention dqkv");
   const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH, n = BH * TD;
-  cuda_check_numel(dout, n, "attention dout");
-  cuda_check_numel(c.dprobs, BH * TT, "attention dprobs");
+  check_numel(dout, n, "attention dout");
+  check_numel(c.dprobs, BH * TT, "attention dprobs");
   if (n == 0) return;
   Tensor douth = c.out_heads;  // free in the backward: holds dout split into heads
   split_one<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(douth.data<float>(),

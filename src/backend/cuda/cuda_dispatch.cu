@@ -48,9 +48,9 @@ __global__ void dots_kernel(float* out, const float* a, const float* b, const in
 // would cost a device → host copy per call).
 void CudaOps::gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) {
   const int64_t C = x.dim(-1), S = rows.numel();
-  cuda_check_numel(out, S * C, "gather_rows out");
+  check_numel(out, S * C, "gather_rows out");
   cuda_check_f32(x, "gather_rows x");
-  if (!w.empty()) cuda_check_numel(w, S, "gather_rows weights");
+  if (!w.empty()) check_numel(w, S, "gather_rows weights");
   if (S * C == 0) return;
   gather_kernel<<<cuda::blocks_for(S * C), cuda::kBlock, 0, stream_>>>(
       out.data<float>(), x.data<float>(), rows.data<int32_t>(),
@@ -61,9 +61,9 @@ void CudaOps::gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const
 void CudaOps::combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
                            const Tensor& w) {
   const int64_t C = out.dim(-1), N = out.numel() / C, S = y.numel() / C;
-  cuda_check_numel(begin, N + 1, "combine_rows begin");
+  check_numel(begin, N + 1, "combine_rows begin");
   cuda_check_f32(y, "combine_rows y");
-  if (!w.empty()) cuda_check_numel(w, S, "combine_rows weights");
+  if (!w.empty()) check_numel(w, S, "combine_rows weights");
   if (N * C == 0) return;
   combine_kernel<<<cuda::blocks_for(N * C), cuda::kBlock, 0, stream_>>>(
       out.data<float>(), y.data<float>(), begin.data<int32_t>(), slots.data<int32_t>(),
@@ -73,7 +73,7 @@ void CudaOps::combine_rows(Tensor out, const Tensor& y, const Tensor& begin, con
 
 void CudaOps::row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) {
   const int64_t C = a.dim(-1), S = a.numel() / C;
-  cuda_check_numel(out, S, "row_dots out");
+  check_numel(out, S, "row_dots out");
   cuda_check_f32(a, "row_dots a");
   if (S == 0) return;
   dots_kernel<<<static_cast<unsigned>(S), cuda::kBlock, 0, stream_>>>(

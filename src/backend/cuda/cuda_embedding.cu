@@ -45,7 +45,7 @@ __global__ void embed_bwd_wpe(float* dwpe, const float* dout, int64_t B, int64_t
 void CudaOps::embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte,
                                 const Tensor& wpe) {
   const int64_t B = ids.dim(0), Tn = ids.dim(1), V = wte.dim(0), C = wte.dim(1);
-  cuda_check_numel(out, B * Tn * C, "embedding out");
+  check_numel(out, B * Tn * C, "embedding out");
   cuda_check_f32(wte, "embedding wte");
   SY_CHECK(wpe.dim(0) >= Tn && wpe.dim(1) == C, "wpe {} too small for T={}", wpe.shape_str(), Tn);
   const std::vector<int32_t>& id = indices_to_host(ids);
@@ -61,7 +61,7 @@ void CudaOps::embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte
 
 void CudaOps::embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout, const Tensor& ids) {
   const int64_t B = ids.dim(0), Tn = ids.dim(1), V = dwte.dim(0), C = dwte.dim(1), BT = B * Tn;
-  cuda_check_numel(dout, BT * C, "embedding dout");
+  check_numel(dout, BT * C, "embedding dout");
   cuda_check_f32(dout, "embedding dout");
   if (BT * C == 0) return;
   // Counting sort of positions by id (stable: positions ascending within an id).

@@ -76,13 +76,13 @@ void CudaOps::norm_forward(NormKind kind, Tensor out, Tensor mean, Tensor rstd, 
                            const Tensor& w, const Tensor& b, double eps) {
   const int64_t C = w.numel(), N = x.numel() / C;
   const bool ln = kind == NormKind::layernorm;
-  cuda_check_numel(x, N * C, "norm x");
-  cuda_check_numel(out, N * C, "norm out");
-  cuda_check_numel(rstd, N, "norm rstd");
+  check_numel(x, N * C, "norm x");
+  check_numel(out, N * C, "norm out");
+  check_numel(rstd, N, "norm rstd");
   cuda_check_f32(x, "norm x");
   if (ln) {
-    cuda_check_numel(b, C, "layernorm bias");
-    cuda_check_numel(mean, N, "layernorm mean");
+    check_numel(b, C, "layernorm bias");
+    check_numel(mean, N, "layernorm mean");
   }
   if (N == 0) return;
   norm_forward_f32<<<static_cast<unsigned>(N), cuda::kBlock, 0, stream_>>>(
@@ -97,9 +97,9 @@ void CudaOps::norm_backward(NormKind kind, Tensor dx, Tensor dw, Tensor db, cons
                             const Tensor& rstd) {
   const int64_t C = w.numel(), N = x.numel() / C;
   const bool ln = kind == NormKind::layernorm;
-  cuda_check_numel(dx, N * C, "norm dx");
-  cuda_check_numel(dout, N * C, "norm dout");
-  cuda_check_numel(dw, C, "norm dw");
+  check_numel(dx, N * C, "norm dx");
+  check_numel(dout, N * C, "norm dout");
+  check_numel(dw, C, "norm dw");
   cuda_check_f32(x, "norm x");
   if (N == 0) return;
   const float* mu = ln ? mean.data<float>() : nullptr;

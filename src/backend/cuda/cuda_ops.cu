@@ -149,7 +149,7 @@ void CudaOps::synchronize() { SY_CUDA(cudaStreamSynchronize(stream_)); }
 void CudaOps::copy(Tensor dst, const Tensor& src) {
   SY_CHECK(dst.dtype == src.dtype, "copy: dst is {}, src {}", dtype_name(dst.dtype),
            dtype_name(src.dtype));
-  cuda_check_numel(dst, src.numel(), "copy dst");
+  check_numel(dst, src.numel(), "copy dst");
   if (dst.ptr != src.ptr)
     SY_CUDA(cudaMemcpyAsync(dst.ptr, src.ptr, src.bytes(), cudaMemcpyDeviceToDevice, stream_));
 }
@@ -182,9 +182,9 @@ void CudaOps::fill(Tensor x, double value) {
 // B first, A second, and the dims swapped; leading dims are the row-major widths.
 void CudaOps::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                    const Tensor& A, const Tensor& B, double beta, Tensor C) {
-  cuda_check_numel(A, M * K, "gemm A");
-  cuda_check_numel(B, K * N, "gemm B");
-  cuda_check_numel(C, M * N, "gemm C");
+  check_numel(A, M * K, "gemm A");
+  check_numel(B, K * N, "gemm B");
+  check_numel(C, M * N, "gemm C");
   gemm_strided_batched(ta, tb, M, N, K, alpha, A, 0, B, 0, beta, C, 0, 1);
 }
 
@@ -216,7 +216,7 @@ void CudaOps::gemm_strided_batched(bool ta, bool tb, int64_t M, int64_t N, int64
 }
 
 void CudaOps::add(Tensor y, const Tensor& x) {
-  cuda_check_numel(y, x.numel(), "add y");
+  check_numel(y, x.numel(), "add y");
   cuda_check_f32(x, "add x");
   const int64_t n = x.numel();
   if (n == 0) return;
@@ -254,9 +254,9 @@ double CudaOps::sum(const Tensor& x) { return reduce(x, false); }
 void CudaOps::adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v,
                           const AdamArgs& a) {
   const int64_t n = param.numel();
-  cuda_check_numel(grad, n, "adam grad");
-  cuda_check_numel(m, n, "adam m");
-  cuda_check_numel(v, n, "adam v");
+  check_numel(grad, n, "adam grad");
+  check_numel(m, n, "adam m");
+  check_numel(v, n, "adam v");
   cuda_check_f32(param, "adam param");
   if (n == 0) return;
   const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(a.beta1, static_cast<double>(a.step))));

@@ -10,6 +10,7 @@
 
 #include <vector>
 
+#include "backend/op_checks.h"
 #include "backend/ops.h"
 #include "core/errors.h"
 
@@ -98,9 +99,6 @@ __device__ inline void act_value_grad(float x, float& f, float& df) {
 
 }  // namespace cuda
 
-inline void cuda_check_numel(const Tensor& t, int64_t n, const char* what) {
-  SY_CHECK(t.numel() == n, "{} has {} elements {}, expected {}", what, t.numel(), t.shape_str(), n);
-}
 // The CUDA backend runs fp32 (and i32 indices) only; f64 gradient checks are the
 // CPU backend's job.
 inline void cuda_check_f32(const Tensor& t, const char* what) {

@@ -82,7 +82,7 @@ __global__ void cross_entropy_bwd(float* dlogits, const float* logits, const flo
 
 void CudaOps::softmax_forward(Tensor out, const Tensor& x) {
   const int64_t cols = x.dim(-1), rows = x.numel() / cols;
-  cuda_check_numel(out, x.numel(), "softmax out");
+  check_numel(out, x.numel(), "softmax out");
   cuda_check_f32(x, "softmax x");
   if (rows == 0) return;
   softmax_fwd<<<static_cast<unsigned>(rows), cuda::kBlock, 0, stream_>>>(out.data<float>(),
@@ -92,8 +92,8 @@ void CudaOps::softmax_forward(Tensor out, const Tensor& x) {
 
 void CudaOps::softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out) {
   const int64_t cols = out.dim(-1), rows = out.numel() / cols;
-  cuda_check_numel(dx, out.numel(), "softmax dx");
-  cuda_check_numel(dout, out.numel(), "softmax dout");
+  check_numel(dx, out.numel(), "softmax dx");
+  check_numel(dout, out.numel(), "softmax dout");
   cuda_check_f32(out, "softmax out");
   if (rows == 0) return;
   softmax_bwd<<<static_cast<unsigned>(rows), cuda::kBlock, 0, stream_>>>(
@@ -104,10 +104,10 @@ void CudaOps::softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out)
 void CudaOps::cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
                                     const Tensor& targets, double smoothing) {
   const int64_t V = logits.dim(-1), N = logits.numel() / V;
-  cuda_check_numel(targets, N, "cross_entropy targets");
-  cuda_check_numel(loss, N, "cross_entropy loss");
-  cuda_check_numel(nll, N, "cross_entropy nll");
-  cuda_check_numel(lse, N, "cross_entropy lse");
+  check_numel(targets, N, "cross_entropy targets");
+  check_numel(loss, N, "cross_entropy loss");
+  check_numel(nll, N, "cross_entropy nll");
+  check_numel(lse, N, "cross_entropy lse");
   cuda_check_f32(logits, "cross_entropy logits");
   for (int32_t y : indices_to_host(targets))
     SY_CHECK(y < V, "target {} outside the vocabulary [0, {})", y, V);
@@ -121,7 +121,7 @@ void CudaOps::cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const T
 void CudaOps::cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
                                      const Tensor& targets, double smoothing, double scale) {
   const int64_t V = logits.dim(-1), N = logits.numel() / V;
-  cuda_check_numel(dlogits, N * V, "cross_entropy dlogits");
+  check_numel(dlogits, N * V, "cross_entropy dlogits");
   cuda_check_f32(logits, "cross_entropy logits");
   if (N == 0) return;
   cross_entropy_bwd<<<static_cast<unsigned>(N), cuda::kBlock, 0, stream_>>>(
