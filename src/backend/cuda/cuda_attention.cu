@@ -49,25 +49,14 @@ __global__ void merge_heads(float* out, const float* p0, const float* p1, const 
 __global__ void masked_softmax(float* p, int64_t Tn, bool causal) {
   __shared__ float shared[32];
   float* row = p + blockIdx.x * Tn;
-  const int64_t n = causal ? (blockIdx.x % Tn) + 1 : Tn;
-  float mx = -INFINITY;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) mx = fmaxf(mx, row[j]);
-  mx = cuda::block_max(mx, shared);
-  float s = 0;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) s += (row[j] = expf(row[j] - mx));
-  const float inv = 1.0f / cuda::block_sum(s, shared);
-  for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) row[j] = j < n ? row[j] * inv : 0.0f;
+  cuda::block_row_softmax(row, row, causal ? (blockIdx.x % Tn) + 1 : Tn, Tn, shared);
 }
 
 // In place: dprobs → dscores = p ⊙ (dp − Σ_j p·dp).
 __global__ void softmax_rows_backward(float* dp, const float* p, int64_t Tn) {
   __shared__ float shared[32];
   float* d = dp + blockIdx.x * Tn;
-  const float* y = p + blockIdx.x * Tn;
-  float dot = 0;
-  for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) dot += d[j] * y[j];
-  dot = cuda::block_sum(dot, shared);
-  for (int64_t j = threadIdx.x; j < Tn; j += blockDim.x) d[j] = y[j] * (d[j] - dot);
+  cuda::block_row_softmax_backward(d, d, p + blockIdx.x * Tn, Tn, shared);
 }
 
 }  // namespace

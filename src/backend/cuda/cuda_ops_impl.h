@@ -78,6 +78,28 @@ __device__ inline T block_max(T v, T* shared) {
   return warp_max(v);
 }
 
+// One block, one row: out[0..n) = softmax(x[0..n)), out[n..cols) = 0 (a causal
+// mask when n < cols). out may alias x: each thread reads and writes its own columns.
+__device__ inline void block_row_softmax(float* out, const float* x, int64_t n, int64_t cols,
+                                         float* shared) {
+  float mx = -INFINITY;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) mx = fmaxf(mx, x[c]);
+  mx = block_max(mx, shared);
+  float s = 0;
+  for (int64_t c = threadIdx.x; c < n; c += blockDim.x) s += (out[c] = expf(x[c] - mx));
+  const float inv = 1.0f / block_sum(s, shared);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[c] = c < n ? out[c] * inv : 0.0f;
+}
+
+// One block, one row: dx = y ⊙ (dy − Σ y·dy). dx may alias dy.
+__device__ inline void block_row_softmax_backward(float* dx, const float* dy, const float* y,
+                                                  int64_t cols, float* shared) {
+  float dot = 0;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dot += dy[c] * y[c];
+  dot = block_sum(dot, shared);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dx[c] = y[c] * (dy[c] - dot);
+}
+
 // Activation value and derivative: the same formulas as the CPU's cpu_math.h
 // (GELU in its tanh form), with the device's own expf / tanhf.
 template <Activation A>

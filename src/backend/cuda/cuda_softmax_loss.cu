@@ -8,26 +8,13 @@ namespace {
 // out, x [rows, cols]
 __global__ void softmax_fwd(float* out, const float* x, int64_t cols) {
   __shared__ float shared[32];
-  const float* xi = x + blockIdx.x * cols;
-  float* oi = out + blockIdx.x * cols;
-  float mx = -INFINITY;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) mx = fmaxf(mx, xi[c]);
-  mx = cuda::block_max(mx, shared);
-  float s = 0;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) s += (oi[c] = expf(xi[c] - mx));
-  const float inv = 1.0f / cuda::block_sum(s, shared);
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) oi[c] *= inv;
+  cuda::block_row_softmax(out + blockIdx.x * cols, x + blockIdx.x * cols, cols, cols, shared);
 }
 
 __global__ void softmax_bwd(float* dx, const float* dout, const float* out, int64_t cols) {
   __shared__ float shared[32];
-  const float* d = dout + blockIdx.x * cols;
-  const float* y = out + blockIdx.x * cols;
-  float dot = 0;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dot += d[c] * y[c];
-  dot = cuda::block_sum(dot, shared);
-  float* dxi = dx + blockIdx.x * cols;
-  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) dxi[c] = y[c] * (d[c] - dot);
+  const int64_t o = blockIdx.x * cols;
+  cuda::block_row_softmax_backward(dx + o, dout + o, out + o, cols, shared);
 }
 
 // loss = (1−ε)·(lse − z_y) + ε·(lse − mean z), nll = lse − z_y; 0 where target < 0.
