@@ -1,12 +1,17 @@
-// main() shared by the unit-test binaries: logging at warning level so test
-// output stays readable. No MPI: a unit test is a world of one.
+// main() shared by the unit-test binaries: the process joins its launcher's world
+// (MPI under mpirun, a world of one otherwise: init_process is a no-op outside a
+// launcher), logging at warning level so test output stays readable.
 #include <gtest/gtest.h>
 
 #include "core/log.h"
+#include "core/process.h"
 
 int main(int argc, char** argv) {
-  sy::init_logging(0, 1);
+  sy::init_process(&argc, &argv);
+  sy::init_logging(sy::world_rank(), sy::world_size());
   spdlog::set_level(spdlog::level::warn);
   ::testing::InitGoogleTest(&argc, argv);
-  return RUN_ALL_TESTS();
+  const int rc = RUN_ALL_TESTS();
+  sy::finalize_process();
+  return rc;
 }

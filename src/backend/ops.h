@@ -1,9 +1,11 @@
 #pragma once
 // The op interface model code calls. Every backend (cpu/, cuda/) implements all of
-// it; tests/backend checks each op against a naive double-precision reference.
+// it behind one checked front; tests/backend checks each op against a naive
+// double-precision reference.
 //
 // Conventions (all ops):
-// - Tensors are contiguous row-major views; shapes are checked on every call.
+// - Tensors are contiguous row-major views; shapes are checked on every call, by the
+//   front (src/backend/ops.cpp), before any backend runs.
 // - Floating tensors of one call share a dtype (f32, or f64 on CPU for gradient checks).
 // - Backward ops WRITE the gradients of their inputs, except where a parameter says
 //   `accumulate`: parameter gradients are always ACCUMULATED (+=), so gradient
@@ -33,95 +35,99 @@ struct AttentionCache {
   Tensor dprobs;      // [B, NH, T, T]: backward scratch
 };
 
+// The front every caller uses. Each public op checks its arguments once (shapes,
+// dtypes, sizes, and index values where they sit in host memory: op_checks.h),
+// then calls the backend's implementation, the protected `*_impl` of the same
+// name. A backend never sees a call that breaks the contract below, and a new
+// backend inherits every check.
 class Ops : public Allocator {
  public:
   ~Ops() override = default;
   virtual std::string name() const = 0;
+  // The floating dtypes this backend computes in (CPU: f32 and f64; CUDA: f32).
+  virtual bool computes_in(DType t) const = 0;
 
   // ---- memory -----------------------------------------------------------------
-  virtual void copy(Tensor dst, const Tensor& src) = 0;  // same dtype and numel
-  virtual void to_host(void* dst, const Tensor& src) = 0;
-  virtual void from_host(Tensor dst, const void* src) = 0;
-  virtual void fill(Tensor x, double value) = 0;
+  void copy(Tensor dst, const Tensor& src);  // same dtype and numel
+  void to_host(void* dst, const Tensor& src);
+  void from_host(Tensor dst, const void* src);
+  void fill(Tensor x, double value);
   virtual void synchronize() {}
   // Threads for host-side work (CPU backend: OpenMP and OpenBLAS); 0 = every core.
   virtual void set_threads(int n) { (void)n; }
 
   // ---- matrix products ------------------------------------------------------------
   // C[M,N] = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ; op(A) is [M,K], op(B) [K,N].
-  virtual void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
-                    const Tensor& A, const Tensor& B, double beta, Tensor C) = 0;
+  // K = 0 gives C = beta·C, and beta = 0 never reads C (NaN there becomes 0), as in BLAS.
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+            const Tensor& A, const Tensor& B, double beta, Tensor C);
   // `batch` independent gemms; member i reads A + i·stride_a etc. (strides in elements).
-  virtual void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-                                    double alpha, const Tensor& A, int64_t stride_a,
-                                    const Tensor& B, int64_t stride_b, double beta, Tensor C,
-                                    int64_t stride_c, int64_t batch) = 0;
+  void gemm_strided_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+                            double alpha, const Tensor& A, int64_t stride_a, const Tensor& B,
+                            int64_t stride_b, double beta, Tensor C, int64_t stride_c,
+                            int64_t batch);
 
   // ---- embedding ------------------------------------------------------------------
-  // out[b,t,:] = wte[ids[b,t],:] + wpe[t,:]. ids: i32 [B,T]; wte [V,C]; wpe [Tmax,C].
-  virtual void embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte,
-                                 const Tensor& wpe) = 0;
+  // out[b,t,:] = wte[ids[b,t],:] + wpe[t,:]. ids: i32 [B,T]; wte [V,C]; wpe [Tmax ≥ T, C].
+  void embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte, const Tensor& wpe);
   // dwte[ids[b,t],:] += dout[b,t,:]; dwpe[t,:] += Σ_b dout[b,t,:] (skipped if dwpe is empty).
-  virtual void embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout,
-                                  const Tensor& ids) = 0;
+  void embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout, const Tensor& ids);
 
   // ---- normalisation (over the last dim C of x [N,C]) -------------------------------
   // layernorm: (x-μ)·rstd·w + b;  rmsnorm: x·rstd·w (b unused, may be empty).
-  // mean, rstd: [N] saved for backward (mean unused by rmsnorm).
-  virtual void norm_forward(NormKind kind, Tensor out, Tensor mean, Tensor rstd, const Tensor& x,
-                            const Tensor& w, const Tensor& b, double eps) = 0;
+  // mean, rstd: [N] saved for backward (mean unused by rmsnorm, may be empty).
+  void norm_forward(NormKind kind, Tensor out, Tensor mean, Tensor rstd, const Tensor& x,
+                    const Tensor& w, const Tensor& b, double eps);
   // dx += ∂L/∂x; dw, db accumulate (db ignored for rmsnorm).
-  virtual void norm_backward(NormKind kind, Tensor dx, Tensor dw, Tensor db, const Tensor& dout,
-                             const Tensor& x, const Tensor& w, const Tensor& mean,
-                             const Tensor& rstd) = 0;
+  void norm_backward(NormKind kind, Tensor dx, Tensor dw, Tensor db, const Tensor& dout,
+                     const Tensor& x, const Tensor& w, const Tensor& mean, const Tensor& rstd);
 
   // ---- activations (elementwise) -----------------------------------------------------
-  virtual void activation_forward(Activation act, Tensor out, const Tensor& x) = 0;
-  virtual void activation_backward(Activation act, Tensor dx, const Tensor& dout,
-                                   const Tensor& x) = 0;
+  void activation_forward(Activation act, Tensor out, const Tensor& x);
+  void activation_backward(Activation act, Tensor dx, const Tensor& dout, const Tensor& x);
   // Gated linear unit on ag [N, 2H] = [a | g] per row: h[N,H] = act(a) ⊙ g.
-  virtual void glu_forward(Activation act, Tensor h, const Tensor& ag) = 0;
-  virtual void glu_backward(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) = 0;
+  void glu_forward(Activation act, Tensor h, const Tensor& ag);
+  void glu_backward(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag);
 
   // ---- softmax over the last dim ---------------------------------------------------
-  virtual void softmax_forward(Tensor out, const Tensor& x) = 0;
-  virtual void softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out) = 0;
+  void softmax_forward(Tensor out, const Tensor& x);
+  void softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out);
 
   // ---- attention ---------------------------------------------------------------------
   // qkv [B,T,3C] (q | k | v, each C = NH·D, head-major) → out [B,T,C].
-  virtual void attention_forward(Tensor out, AttentionCache& cache, const Tensor& qkv,
-                                 int64_t n_heads, bool causal) = 0;
+  void attention_forward(Tensor out, AttentionCache& cache, const Tensor& qkv, int64_t n_heads,
+                         bool causal);
   // Writes dqkv [B,T,3C] from dout [B,T,C] (cache as filled by the forward).
-  virtual void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
-                                  int64_t n_heads, bool causal) = 0;
+  void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
+                          int64_t n_heads, bool causal);
 
   // ---- loss --------------------------------------------------------------------------
   // Label-smoothed cross-entropy fused with softmax, per row of logits [N,V]:
   //   loss = (1-ε)·(lse - z_y) + ε·(lse - mean_v z_v),  nll = lse - z_y,
   // with targets i32 [N]; a target < 0 marks a row without loss (loss = nll = 0).
   // lse [N] is saved for backward.
-  virtual void cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
-                                     const Tensor& targets, double smoothing) = 0;
+  void cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
+                             const Tensor& targets, double smoothing);
   // dlogits = scale·(softmax(z) - (1-ε)·onehot(y) - ε/V); 0 on rows without a target.
   // dlogits may alias logits.
-  virtual void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
-                                      const Tensor& targets, double smoothing, double scale) = 0;
+  void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
+                              const Tensor& targets, double smoothing, double scale);
 
   // ---- MoE dispatch and combine (row permutations by index lists) ------------------------
   // out[i] = w[i] · x[rows[i]] (w empty: 1). rows: i32 [S]; x [N, C]; out [S, C].
-  virtual void gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) = 0;
+  void gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w);
   // out[t] += Σ_{j ∈ [begin[t], begin[t+1])} w[slots[j]] · y[slots[j]] (w empty: 1), summed
   // in j order (deterministic). begin: i32 [N+1]; slots: i32; y [S, C]; out [N, C].
-  virtual void combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
-                            const Tensor& w) = 0;
+  void combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
+                    const Tensor& w);
   // out[i] = ⟨a[i], b[rows[i]]⟩. a [S, C]; b [N, C]; out [S].
-  virtual void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) = 0;
+  void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows);
 
   // ---- elementwise helpers ---------------------------------------------------------------
-  virtual void add(Tensor y, const Tensor& x) = 0;        // y += x
-  virtual void scale(Tensor x, double s) = 0;             // x *= s
-  virtual double sum_squares(const Tensor& x) = 0;        // Σ x², accumulated in double
-  virtual double sum(const Tensor& x) = 0;                // Σ x, accumulated in double
+  void add(Tensor y, const Tensor& x);  // y += x
+  void scale(Tensor x, double s);       // x *= s
+  double sum_squares(const Tensor& x);  // Σ x², accumulated in double
+  double sum(const Tensor& x);          // Σ x, accumulated in double
 
   // ---- optimizer -------------------------------------------------------------------------
   struct AdamArgs {
@@ -131,8 +137,62 @@ class Ops : public Allocator {
     double grad_scale;  // gradients are multiplied by this first (clipping, averaging)
   };
   // One Adam(W) step on flat param/grad/m/v of equal size.
-  virtual void adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v,
-                           const AdamArgs& a) = 0;
+  void adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamArgs& a);
+
+ protected:
+  // The backend's implementations: called only with arguments the front has checked.
+  virtual void copy_impl(Tensor dst, const Tensor& src) = 0;
+  virtual void to_host_impl(void* dst, const Tensor& src) = 0;
+  virtual void from_host_impl(Tensor dst, const void* src) = 0;
+  virtual void fill_impl(Tensor x, double value) = 0;
+  virtual void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                         const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
+                         Tensor C, int64_t sc, int64_t batch) = 0;
+  virtual void embedding_forward_impl(Tensor out, const Tensor& ids, const Tensor& wte,
+                                      const Tensor& wpe) = 0;
+  virtual void embedding_backward_impl(Tensor dwte, Tensor dwpe, const Tensor& dout,
+                                       const Tensor& ids) = 0;
+  virtual void norm_forward_impl(NormKind kind, Tensor out, Tensor mean, Tensor rstd,
+                                 const Tensor& x, const Tensor& w, const Tensor& b,
+                                 double eps) = 0;
+  virtual void norm_backward_impl(NormKind kind, Tensor dx, Tensor dw, Tensor db,
+                                  const Tensor& dout, const Tensor& x, const Tensor& w,
+                                  const Tensor& mean, const Tensor& rstd) = 0;
+  virtual void activation_forward_impl(Activation act, Tensor out, const Tensor& x) = 0;
+  virtual void activation_backward_impl(Activation act, Tensor dx, const Tensor& dout,
+                                        const Tensor& x) = 0;
+  virtual void glu_forward_impl(Activation act, Tensor h, const Tensor& ag) = 0;
+  virtual void glu_backward_impl(Activation act, Tensor dag, const Tensor& dh,
+                                 const Tensor& ag) = 0;
+  virtual void softmax_forward_impl(Tensor out, const Tensor& x) = 0;
+  virtual void softmax_backward_impl(Tensor dx, const Tensor& dout, const Tensor& out) = 0;
+  virtual void attention_forward_impl(Tensor out, AttentionCache& cache, const Tensor& qkv,
+                                      int64_t n_heads, bool causal) = 0;
+  virtual void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
+                                       int64_t n_heads, bool causal) = 0;
+  virtual void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse,
+                                          const Tensor& logits, const Tensor& targets,
+                                          double smoothing) = 0;
+  virtual void cross_entropy_backward_impl(Tensor dlogits, const Tensor& logits,
+                                           const Tensor& lse, const Tensor& targets,
+                                           double smoothing, double scale) = 0;
+  virtual void gather_rows_impl(Tensor out, const Tensor& x, const Tensor& rows,
+                                const Tensor& w) = 0;
+  virtual void combine_rows_impl(Tensor out, const Tensor& y, const Tensor& begin,
+                                 const Tensor& slots, const Tensor& w) = 0;
+  virtual void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b,
+                             const Tensor& rows) = 0;
+  virtual void add_impl(Tensor y, const Tensor& x) = 0;
+  virtual void scale_impl(Tensor x, double s) = 0;
+  virtual double sum_impl(const Tensor& x, bool squares) = 0;
+  virtual void adam_update_impl(Tensor param, const Tensor& grad, Tensor m, Tensor v,
+                                const AdamArgs& a) = 0;
+
+ private:
+  // The dtype of a floating argument must be one this backend computes in.
+  void check_floating(const Tensor& t, const char* what) const;
+  void check_embedding(const Tensor& ids, const Tensor& table, const Tensor& rows,
+                       const Tensor& positions, bool positions_optional, const char* names[3]);
 };
 
 // The backend for `device`: "cpu" always; "cuda" where built with CUDA and a GPU is

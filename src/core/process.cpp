@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -33,6 +34,23 @@ void finalize_process() {
 }
 
 int world_rank() { return g_rank; }
+
+namespace {
+std::atomic<double> g_collective_timeout{0.0};
+}
+void set_collective_timeout(double seconds) { g_collective_timeout = seconds > 0 ? seconds : 0.0; }
+double collective_timeout() { return g_collective_timeout; }
+
+int local_rank() {
+  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                          "SLURM_LOCALID", "LOCAL_RANK"})
+    if (const char* v = std::getenv(var)) {
+      char* end = nullptr;
+      const long r = std::strtol(v, &end, 10);
+      if (end != v && *end == '\0' && r >= 0 && r < (1 << 20)) return static_cast<int>(r);
+    }
+  return 0;
+}
 int world_size() { return g_size; }
 bool mpi_active() { return g_mpi; }
 

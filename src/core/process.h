@@ -9,7 +9,15 @@ namespace sy {
 void init_process(int* argc, char*** argv);
 void finalize_process();
 int world_rank();
+// This process's rank among the ranks of its node, as the launcher says (Open MPI,
+// MPICH / Hydra, SLURM, torchrun-style LOCAL_RANK); 0 when launched alone.
+int local_rank();
 int world_size();
 bool mpi_active();
+
+// How long one collective may wait for its peers before the job ends with exit 6
+// (parallel.step_timeout_s; 0: no limit). Set once at start-up.
+void set_collective_timeout(double seconds);
+double collective_timeout();
 
 }  // namespace sy

@@ -13,6 +13,7 @@
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/phases.h"
+#include "core/process.h"
 #include "core/timer.h"
 #include "optim/schedule.h"
 #include "checkpoint/checkpoint.h"
@@ -22,11 +23,18 @@
 
 namespace sy {
 
+// The mesh, with the collective timeout set first: NCCL waits poll against it from
+// the communicator's first collective on.
+static ProcessMesh make_mesh(const Config& cfg) {
+  set_collective_timeout(cfg.parallel.step_timeout_s);
+  return ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts,
+                           cfg.backend);
+}
+
 Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
     : cfg_(cfg),
       ops_(ops),
-      mesh_(ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts,
-                              cfg.backend)),
+      mesh_(make_mesh(cfg)),
       rank_(mesh_.rank),
       watchdog_(mesh_.world > 1 ? cfg.parallel.step_timeout_s : 0.0, mesh_.rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));

@@ -1,7 +1,8 @@
 // Every op of the CUDA backend against the CPU backend's op (itself checked against
 // double-precision references and finite differences), on random and awkward shapes:
 // T = 1, an expert with no tokens, all tokens to one expert, dims not multiples of 8.
-// Without a GPU every test reports "skipped: no GPU" (ctest label gpu).
+// Without a GPU every test reports "skipped: no GPU" (ctest label gpu); where CUDA
+// cannot start on a GPU machine, every test fails with the runtime's error.
 //
 // Tolerances (fp32 mode, |cuda − cpu| ≤ atol + rtol·|cpu|):
 //   elementwise, permutes, embedding, Adam ........ rtol 1e-6 (same formula; expf vs
@@ -9,14 +10,17 @@
 //   row reductions (norm, softmax, loss, dots) .... rtol 1e-5 (summation order differs)
 //   GEMM, attention ................................ rtol 1e-5, atol 1e-5·√K
 //   permute → unpermute ............................ bitwise
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <deque>
+#include <iostream>
 
 #include "backend/attention_cache.h"
 #include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/cuda_ops.h"
+#include "backend/gpu_test.h"
 #include "core/errors.h"
 #include "test_util.h"
 
@@ -34,7 +38,7 @@ std::vector<float> rand_f(int64_t n, uint64_t seed, double scale = 1.0) {
 class CudaOpsParity : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "skipped: no GPU";
+    SY_REQUIRE_GPUS(1);
     gpu = make_cuda_ops();
   }
   // A device copy of `host` (kept alive by the fixture).
@@ -132,6 +136,63 @@ TEST_F(CudaOpsParity, NormsForwardAndBackward) {
         EXPECT_CLOSE(down(gdb), db, 1e-5, 1e-6);
       }
     }
+}
+
+// dw, db of a norm reduce over all rows in two stages (row chunks, then the chunks
+// in order): many rows (several chunks, a ragged last one), and the same bits twice.
+TEST_F(CudaOpsParity, NormWeightGradientsOverManyRowsAreDeterministic) {
+  for (NormKind kind : {NormKind::layernorm, NormKind::rmsnorm})
+    for (auto [N, C] : {std::array<int64_t, 2>{200, 33}, {4103, 70}, {40000, 5}}) {
+      auto x = rand_f(N * C, 21, 2.0), w = rand_f(C, 22), b = rand_f(C, 23), dout = rand_f(N * C, 24);
+      std::vector<float> out(x.size()), mean(N), rstd(N), dx(x.size(), 0.0f), dw(C, 0.0f), db(C, 0.0f);
+      auto dx_g = dx, dw_g = dw, db_g = db;
+      const Tensor gx = dev(x, {N, C}), gw = dev(w, {C}), gb = dev(b, {C}), gdout = dev(dout, {N, C}),
+                   gout = dev(out, {N, C}), gmean = dev(mean, {N}), grstd = dev(rstd, {N}),
+                   gdx = dev(dx_g, {N, C}), gdw = dev(dw_g, {C}), gdb = dev(db_g, {C});
+      cpu->norm_forward(kind, as_tensor(out, {N, C}), as_tensor(mean, {N}), as_tensor(rstd, {N}),
+                        as_tensor(x, {N, C}), as_tensor(w, {C}), as_tensor(b, {C}), 1e-5);
+      gpu->norm_forward(kind, gout, gmean, grstd, gx, gw, gb, 1e-5);
+      cpu->norm_backward(kind, as_tensor(dx, {N, C}), as_tensor(dw, {C}), as_tensor(db, {C}),
+                         as_tensor(dout, {N, C}), as_tensor(x, {N, C}), as_tensor(w, {C}),
+                         as_tensor(mean, {N}), as_tensor(rstd, {N}));
+      gpu->norm_backward(kind, gdx, gdw, gdb, gdout, gx, gw, gmean, grstd);
+      // A sum of N terms of size ~1: absolute tolerance grows like √N.
+      const double atol = 1e-5 * std::sqrt(static_cast<double>(N));
+      EXPECT_CLOSE(down(gdw), dw, 1e-4, atol) << norm_name(kind) << " " << N << "x" << C;
+      if (kind == NormKind::layernorm) {
+        EXPECT_CLOSE(down(gdb), db, 1e-4, atol);
+      }
+      const std::vector<float> first_dw = down(gdw), first_db = down(gdb);
+      gpu->fill(gdw, 0.0);
+      gpu->fill(gdb, 0.0);
+      gpu->norm_backward(kind, gdx, gdw, gdb, gdout, gx, gw, gmean, grstd);
+      EXPECT_EQ(down(gdw), first_dw) << "dw differs between two runs";
+      if (kind == NormKind::layernorm) {
+        EXPECT_EQ(down(gdb), first_db) << "db differs between two runs";
+      }
+    }
+}
+
+// K = 0 is cuBLAS's: C = β·C, and β = 0 writes zeros over NaN.
+TEST_F(CudaOpsParity, GemmWithEmptyInnerDimension) {
+  const int64_t M = 3, N = 4;
+  for (double beta : {0.0, 0.5}) {
+    std::vector<float> C(M * N, std::nanf("")), none(1);
+    for (int64_t i = 0; i < M * N; i += 2) C[i] = static_cast<float>(i);
+    auto Cg = C;
+    const Tensor dC = dev(Cg, {M * N}), dnone = dev(none, {1}).view({0});
+    gpu->gemm(false, false, M, N, 0, 1.0, dnone, dnone, beta, dC);
+    const std::vector<float> got = down(dC);
+    for (int64_t i = 0; i < M * N; ++i) {
+      if (beta == 0.0) {
+        EXPECT_EQ(got[i], 0.0f) << i;
+      } else if (std::isnan(C[i])) {
+        EXPECT_TRUE(std::isnan(got[i])) << i;
+      } else {
+        EXPECT_EQ(got[i], 0.5f * C[i]) << i;
+      }
+    }
+  }
 }
 
 TEST_F(CudaOpsParity, ActivationsAndGlu) {
@@ -337,15 +398,56 @@ TEST_F(CudaOpsParity, AdamAndAdamW) {
   }
 }
 
-TEST(CudaBackend, AskingForCudaWithoutAGpuSaysSo) {
-  if (cuda_device_count() > 0) GTEST_SKIP() << "a GPU is present";
+// Never skipped: with a GPU the backend starts; without one it says so, in the
+// runtime's own words; on a GPU machine whose CUDA cannot start, it names the error.
+TEST(CudaBackend, StartsOrSaysWhyNot) {
+  const CudaProbe probe = probe_cuda();
+  if (probe.state == CudaProbe::State::ok) {
+    const auto ops = make_cuda_ops();
+    EXPECT_EQ(ops->device(), Device::cuda);
+    return;
+  }
   try {
     make_cuda_ops();
-    FAIL() << "make_cuda_ops succeeded without a GPU";
+    FAIL() << "make_cuda_ops succeeded, but the probe said: " << probe.message;
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ExitCode::bad_input);
-    EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+    const std::string what = e.what();
+    EXPECT_NE(what.find(probe.state == CudaProbe::State::no_gpu ? "no CUDA device"
+                                                                : "CUDA could not start"),
+              std::string::npos)
+        << what;
+    EXPECT_NE(what.find(probe.message), std::string::npos) << what;  // the runtime's own words
   }
+}
+
+// The device check of scripts/gpu_check.sh: a GPU is usable, and says what it is.
+TEST(CudaDevice, UsableAndNamed) {
+  SY_REQUIRE_GPUS(1);
+  const auto ops = make_cuda_ops();
+  std::cout << "device: " << ops->name() << "\n";
+  Buffer buf(*ops, 1000 * sizeof(float));
+  const Tensor t = buf.as(DType::f32, {1000});
+  ops->fill(t, 3.0);
+  std::vector<float> host(1000);
+  ops->to_host(host.data(), t);
+  EXPECT_EQ(host, std::vector<float>(1000, 3.0f));
+  EXPECT_EQ(ops->sum(t), 3000.0);
+}
+
+// Only "no device", or no NVIDIA driver at all, mean "no GPU" (a skip); every other
+// start-up error of a GPU machine is an error to report.
+TEST(CudaBackend, StartUpErrorsAreErrorsNotMissingGpus) {
+  using S = CudaProbe::State;
+  EXPECT_EQ(classify_cuda_start(cudaSuccess, true), S::ok);
+  EXPECT_EQ(classify_cuda_start(cudaErrorNoDevice, true), S::no_gpu);
+  EXPECT_EQ(classify_cuda_start(cudaErrorNoDevice, false), S::no_gpu);
+  EXPECT_EQ(classify_cuda_start(cudaErrorInsufficientDriver, false), S::no_gpu);
+  EXPECT_EQ(classify_cuda_start(cudaErrorInsufficientDriver, true), S::error);  // driver too old
+  EXPECT_EQ(classify_cuda_start(cudaErrorStubLibrary, true), S::error);
+  EXPECT_EQ(classify_cuda_start(cudaErrorInitializationError, true), S::error);
+  EXPECT_EQ(classify_cuda_start(cudaErrorNoKernelImageForDevice, true), S::error);
+  EXPECT_EQ(classify_cuda_start(cudaErrorDevicesUnavailable, true), S::error);
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // tolerance per op and dtype.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "backend/cpu/cpu_ops.h"
 #include "backend/reference.h"
 #include "backend/attention_cache.h"
@@ -71,6 +73,42 @@ TEST_F(OpsForward, GemmStridedBatchedMatchesLoopOfGemms) {
                               as_tensor(B, {batch * sb}), sb, 0.5, as_tensor(C, {batch * sc}), sc,
                               batch);
     EXPECT_CLOSE(C, ref, kF64.rtol, kF64.atol) << "batch " << batch;
+  }
+}
+
+// K = 0: C = beta·C, and beta = 0 writes zeros even over NaN (BLAS never reads C
+// then), single and batched, f32 and f64.
+TEST_F(OpsForward, GemmWithEmptyInnerDimensionScalesC) {
+  const int64_t M = 3, N = 5, batch = 2;
+  for (double beta : {0.0, 0.5}) {
+    std::vector<double> C(batch * M * N, std::nan("")), A(1), B(1);
+    for (int64_t i = 0; i < batch * M * N; i += 2) C[i] = static_cast<double>(i);
+    std::vector<float> Cf(C.begin(), C.end());
+    std::vector<float> Af(1), Bf(1);
+    const auto expect = [&](double c) { return beta == 0.0 ? 0.0 : beta * c; };
+    std::vector<double> C0 = C;
+    ops->gemm(false, true, M, N, 0, 1.0, as_tensor(A, {1}).view({0}),
+              as_tensor(B, {1}).view({0}), beta, as_tensor(C, {batch * M * N}).view({M * N}));
+    ops->gemm_strided_batched(true, false, M, N, 0, 1.0, as_tensor(Af, {1}).view({0}), 0,
+                              as_tensor(Bf, {1}).view({0}), 0, beta,
+                              as_tensor(Cf, {batch * M * N}), M * N, batch);
+    for (int64_t i = 0; i < batch * M * N; ++i) {
+      if (i < M * N) {
+        if (beta == 0.0 || !std::isnan(C0[i])) {
+          EXPECT_EQ(C[i], expect(C0[i])) << i;
+        } else {
+          EXPECT_TRUE(std::isnan(C[i])) << i;
+        }
+      } else {
+        EXPECT_TRUE(std::isnan(C[i]) == std::isnan(C0[i]) && (std::isnan(C[i]) || C[i] == C0[i]))
+            << "element " << i << " outside the product was written";
+      }
+      if (beta == 0.0 || !std::isnan(C0[i])) {
+        EXPECT_EQ(Cf[i], static_cast<float>(expect(C0[i]))) << i;
+      } else {
+        EXPECT_TRUE(std::isnan(Cf[i])) << i;
+      }
+    }
   }
 }
 

@@ -1,13 +1,15 @@
 // The NCCL communicator against the MPI one, under mpirun: the same all-to-all
 // (uneven counts, a peer that gets nothing), all-reduce and broadcast must give the
 // same bits. NCCL wants one GPU per rank: with fewer, every test reports
-// "skipped: no GPU".
+// "skipped: no GPU". The world is the launcher's: test_main initialises MPI under
+// mpirun, so two ranks build one two-rank communicator.
 #include <gtest/gtest.h>
 
 #include <memory>
 #include <vector>
 
 #include "backend/cuda/cuda_ops.h"
+#include "backend/gpu_test.h"
 #include "parallel/communicator.h"
 #include "parallel/nccl/nccl_communicator.h"
 #include "test_util.h"
@@ -19,7 +21,7 @@ class NcclMatchesMpi : public ::testing::Test {
  protected:
   void SetUp() override {
     mpi = make_world_communicator();
-    if (cuda_device_count() < mpi->size()) GTEST_SKIP() << "skipped: no GPU (one per rank needed)";
+    SY_REQUIRE_GPUS(mpi->size());  // one GPU per rank
     gpu = make_cuda_ops();  // picks this rank's GPU by local rank
     nccl = make_nccl_communicator(make_world_communicator());
   }

@@ -1,6 +1,7 @@
 // Activations and the GLU product. Loops are instantiated per activation (the
 // switch is outside them) so that they vectorise.
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_ops_impl.h"
 #include "backend/cpu/cpu_math.h"
 
 namespace sy::cpu {
@@ -100,3 +101,29 @@ SY_INSTANTIATE(float)
 SY_INSTANTIATE(double)
 
 }  // namespace sy::cpu
+
+namespace sy {
+
+void CpuOps::activation_forward_impl(Activation act, Tensor out, const Tensor& x) {
+  SY_FLOAT_DISPATCH(x.dtype,
+                    cpu::activation_forward<T>(act, out.data<T>(), x.data<T>(), x.numel()));
+}
+
+void CpuOps::activation_backward_impl(Activation act, Tensor dx, const Tensor& dout,
+                                      const Tensor& x) {
+  SY_FLOAT_DISPATCH(x.dtype, cpu::activation_backward<T>(act, dx.data<T>(), dout.data<T>(),
+                                                         x.data<T>(), x.numel()));
+}
+
+void CpuOps::glu_forward_impl(Activation act, Tensor h, const Tensor& ag) {
+  const int64_t H = h.dim(-1), N = h.numel() / H;
+  SY_FLOAT_DISPATCH(h.dtype, cpu::glu_forward<T>(act, h.data<T>(), ag.data<T>(), N, H));
+}
+
+void CpuOps::glu_backward_impl(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) {
+  const int64_t H = dh.dim(-1), N = dh.numel() / H;
+  SY_FLOAT_DISPATCH(dh.dtype, cpu::glu_backward<T>(act, dag.data<T>(), dh.data<T>(),
+                                                   ag.data<T>(), N, H));
+}
+
+}  // namespace sy

@@ -4,6 +4,7 @@
 
 #include "backend/cpu/cpu_math.h"
 #include "backend/cpu/cpu_ops_impl.h"
+#include "backend/op_checks.h"
 
 namespace sy {
 namespace {
@@ -88,11 +89,10 @@ void softmax_rows_backward(T* dp, const T* p, int64_t rows, int64_t Tn) {
 
 }  // namespace
 
-void CpuOps::attention_forward(Tensor out, AttentionCache& c, const Tensor& qkv, int64_t n_heads,
-                               bool causal) {
+void CpuOps::attention_forward_impl(Tensor out, AttentionCache& c, const Tensor& qkv,
+                                    int64_t n_heads, bool causal) {
   const AttnDims d = attention_dims(qkv, n_heads, c);
   const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH;
-  check_numel(out, d.B * d.Tn * d.NH * d.D, "attention out");
   SY_FLOAT_DISPATCH(qkv.dtype, {
     split_heads<T>(c.q.data<T>(), c.k.data<T>(), c.v.data<T>(), qkv.data<T>(), d.B, d.Tn, d.NH,
                    d.D);
@@ -108,13 +108,11 @@ void CpuOps::attention_forward(Tensor out, AttentionCache& c, const Tensor& qkv,
   });
 }
 
-void CpuOps::attention_backward(Tensor dqkv, AttentionCache& c, const Tensor& dout,
-                                int64_t n_heads, bool causal) {
+void CpuOps::attention_backward_impl(Tensor dqkv, AttentionCache& c, const Tensor& dout,
+                                     int64_t n_heads, bool causal) {
   (void)causal;  // masked probabilities are exactly 0, so their gradient vanishes by itself
   const AttnDims d = attention_dims(dqkv, n_heads, c);
   const int64_t TD = d.Tn * d.D, TT = d.Tn * d.Tn, BH = d.B * d.NH;
-  check_numel(dout, d.B * d.Tn * d.NH * d.D, "attention dout");
-  check_numel(c.dprobs, BH * TT, "attention dprobs");
   // dout → heads; out_heads is free to hold it (the backward does not read it).
   Tensor douth = c.out_heads;
   SY_FLOAT_DISPATCH(dout.dtype, split_one<T>(douth.data<T>(), dout.data<T>(), d.B, d.Tn, d.NH, d.D));

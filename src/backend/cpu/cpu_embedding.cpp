@@ -1,4 +1,5 @@
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_ops_impl.h"
 
 namespace sy::cpu {
 
@@ -44,3 +45,22 @@ SY_INSTANTIATE(float)
 SY_INSTANTIATE(double)
 
 }  // namespace sy::cpu
+
+namespace sy {
+
+void CpuOps::embedding_forward_impl(Tensor out, const Tensor& ids, const Tensor& wte,
+                                    const Tensor& wpe) {
+  const int64_t B = ids.dim(0), Tn = ids.dim(1), V = wte.dim(0), C = wte.dim(1);
+  SY_FLOAT_DISPATCH(out.dtype, cpu::embedding_forward<T>(out.data<T>(), ids.data<int32_t>(),
+                                                         wte.data<T>(), wpe.data<T>(), B, Tn, C, V));
+}
+
+void CpuOps::embedding_backward_impl(Tensor dwte, Tensor dwpe, const Tensor& dout,
+                                     const Tensor& ids) {
+  const int64_t B = ids.dim(0), Tn = ids.dim(1), C = dwte.dim(1);
+  SY_FLOAT_DISPATCH(dout.dtype,
+                    cpu::embedding_backward<T>(dwte.data<T>(), dwpe.empty() ? nullptr : dwpe.data<T>(),
+                                               dout.data<T>(), ids.data<int32_t>(), B, Tn, C));
+}
+
+}  // namespace sy

@@ -1,21 +1,58 @@
+// Matrix products on the CPU: OpenBLAS (its OpenMP build), one call per product.
+#include <omp.h>
+
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_ops_impl.h"
 
 namespace sy::cpu {
+
+// BLAS wants every leading dimension ≥ 1 even when a matrix is empty (K = 0);
+// OpenBLAS refuses the call otherwise and leaves C untouched.
+static int64_t ld(int64_t v) { return std::max<int64_t>(v, 1); }
 
 template <>
 void gemm<float>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                  const float* B, float beta, float* C) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-              N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+              N, K, alpha, A, ld(ta ? M : K), B, ld(tb ? K : N), beta, C, ld(N));
 }
 
 template <>
 void gemm<double>(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                   const double* A, const double* B, double beta, double* C) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M,
-              N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta, C, N);
+              N, K, alpha, A, ld(ta ? M : K), B, ld(tb ? K : N), beta, C, ld(N));
 }
 
 }  // namespace sy::cpu
+
+namespace sy {
+namespace {
+
+template <class T>
+void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* a,
+                  int64_t sa, const T* b, int64_t sb, T beta, T* c, int64_t sc, int64_t batch,
+                  bool parallel) {
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t i = 0; i < batch; ++i)
+    cpu::gemm<T>(ta, tb, M, N, K, alpha, a + i * sa, b + i * sb, beta, c + i * sc);
+}
+
+}  // namespace
+
+void CpuOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                       const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
+                       Tensor C, int64_t sc, int64_t batch) {
+  // Many small products: one thread each (OpenBLAS runs single-threaded inside an
+  // OpenMP parallel region); few large ones: let each use every thread.
+  const bool parallel_over_batch = batch > 1 && batch >= omp_get_max_threads();
+  SY_FLOAT_DISPATCH(A.dtype, batched_gemm<T>(ta, tb, M, N, K, static_cast<T>(alpha), A.data<T>(),
+                                              sa, B.data<T>(), sb, static_cast<T>(beta),
+                                              C.data<T>(), sc, batch, parallel_over_batch));
+}
+
+}  // namespace sy

@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_ops_impl.h"
 
 namespace sy::cpu {
 
@@ -82,3 +83,25 @@ SY_INSTANTIATE(float)
 SY_INSTANTIATE(double)
 
 }  // namespace sy::cpu
+
+namespace sy {
+
+void CpuOps::norm_forward_impl(NormKind kind, Tensor out, Tensor mean, Tensor rstd,
+                               const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  const int64_t C = w.numel(), N = x.numel() / C;
+  SY_FLOAT_DISPATCH(x.dtype, cpu::norm_forward<T>(kind, out.data<T>(), mean.data<T>(),
+                                                  rstd.data<T>(), x.data<T>(), w.data<T>(),
+                                                  b.data<T>(), N, C, static_cast<T>(eps)));
+}
+
+void CpuOps::norm_backward_impl(NormKind kind, Tensor dx, Tensor dw, Tensor db,
+                                const Tensor& dout, const Tensor& x, const Tensor& w,
+                                const Tensor& mean, const Tensor& rstd) {
+  const int64_t C = w.numel(), N = x.numel() / C;
+  SY_FLOAT_DISPATCH(x.dtype,
+                    cpu::norm_backward<T>(kind, dx.data<T>(), dw.data<T>(), db.data<T>(),
+                                          dout.data<T>(), x.data<T>(), w.data<T>(),
+                                          mean.data<T>(), rstd.data<T>(), N, C));
+}
+
+}  // namespace sy

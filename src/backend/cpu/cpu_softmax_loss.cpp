@@ -1,6 +1,7 @@
 #include <cmath>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_ops_impl.h"
 #include "backend/cpu/cpu_math.h"
 
 namespace sy::cpu {
@@ -112,3 +113,43 @@ SY_INSTANTIATE(float)
 SY_INSTANTIATE(double)
 
 }  // namespace sy::cpu
+
+namespace sy {
+
+void CpuOps::softmax_forward_impl(Tensor out, const Tensor& x) {
+  const int64_t cols = x.dim(-1), rows = x.numel() / cols;
+  SY_FLOAT_DISPATCH(x.dtype, cpu::softmax_forward<T>(out.data<T>(), x.data<T>(), rows, cols));
+}
+
+void CpuOps::softmax_backward_impl(Tensor dx, const Tensor& dout, const Tensor& out) {
+  const int64_t cols = out.dim(-1), rows = out.numel() / cols;
+  SY_FLOAT_DISPATCH(out.dtype, cpu::softmax_backward<T>(dx.data<T>(), dout.data<T>(),
+                                                        out.data<T>(), rows, cols));
+}
+
+void CpuOps::cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse,
+                                        const Tensor& logits, const Tensor& targets,
+                                        double smoothing) {
+  const int64_t V = logits.dim(-1), N = logits.numel() / V;
+  SY_FLOAT_DISPATCH(logits.dtype,
+                    cpu::cross_entropy_forward<T>(loss.data<T>(), nll.data<T>(), lse.data<T>(),
+                                                  logits.data<T>(), targets.data<int32_t>(), N, V,
+                                                  static_cast<T>(smoothing)));
+}
+
+void CpuOps::cross_entropy_backward_impl(Tensor dlogits, const Tensor& logits, const Tensor& lse,
+                                         const Tensor& targets, double smoothing, double scale) {
+  const int64_t V = logits.dim(-1), N = logits.numel() / V;
+  SY_FLOAT_DISPATCH(logits.dtype, cpu::cross_entropy_backward<T>(
+                                      dlogits.data<T>(), logits.data<T>(), lse.data<T>(),
+                                      targets.data<int32_t>(), N, V, static_cast<T>(smoothing),
+                                      static_cast<T>(scale)));
+}
+
+void CpuOps::adam_update_impl(Tensor param, const Tensor& grad, Tensor m, Tensor v,
+                              const AdamArgs& a) {
+  SY_FLOAT_DISPATCH(param.dtype, cpu::adam_update<T>(param.data<T>(), grad.data<T>(),
+                                                     m.data<T>(), v.data<T>(), param.numel(), a));
+}
+
+}  // namespace sy

@@ -62,38 +62,25 @@ __global__ void glu_bwd(float* dag, const float* dh, const float* ag, int64_t N,
 
 }  // namespace
 
-void CudaOps::activation_forward(Activation act, Tensor out, const Tensor& x) {
+void CudaOps::activation_forward_impl(Activation act, Tensor out, const Tensor& x) {
   const int64_t n = x.numel();
-  check_numel(out, n, "activation out");
-  cuda_check_f32(x, "activation x");
-  if (n == 0) return;
   SY_ACT_LAUNCH(act, act_forward, n, stream_, out.data<float>(), x.data<float>(), n);
 }
 
-void CudaOps::activation_backward(Activation act, Tensor dx, const Tensor& dout, const Tensor& x) {
+void CudaOps::activation_backward_impl(Activation act, Tensor dx, const Tensor& dout,
+                                       const Tensor& x) {
   const int64_t n = x.numel();
-  check_numel(dx, n, "activation dx");
-  check_numel(dout, n, "activation dout");
-  cuda_check_f32(x, "activation x");
-  if (n == 0) return;
   SY_ACT_LAUNCH(act, act_backward, n, stream_, dx.data<float>(), dout.data<float>(),
                 x.data<float>(), n);
 }
 
-void CudaOps::glu_forward(Activation act, Tensor h, const Tensor& ag) {
+void CudaOps::glu_forward_impl(Activation act, Tensor h, const Tensor& ag) {
   const int64_t H = h.dim(-1), N = h.numel() / H;
-  check_numel(ag, N * 2 * H, "glu ag");
-  cuda_check_f32(ag, "glu ag");
-  if (N * H == 0) return;
   SY_ACT_LAUNCH(act, glu_fwd, N * H, stream_, h.data<float>(), ag.data<float>(), N, H);
 }
 
-void CudaOps::glu_backward(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) {
+void CudaOps::glu_backward_impl(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) {
   const int64_t H = dh.dim(-1), N = dh.numel() / H;
-  check_numel(ag, N * 2 * H, "glu ag");
-  check_numel(dag, N * 2 * H, "glu dag");
-  cuda_check_f32(ag, "glu ag");
-  if (N * H == 0) return;
   SY_ACT_LAUNCH(act, glu_bwd, N * H, stream_, dag.data<float>(), dh.data<float>(),
                 ag.data<float>(), N, H);
 }

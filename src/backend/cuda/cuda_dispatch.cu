@@ -44,38 +44,27 @@ __global__ void dots_kernel(float* out, const float* a, const float* b, const in
 }  // namespace
 
 // Index lists come from the host-side routing and are range-checked there (the
-// CPU backend checks them again because it can read them for free; here that
-// would cost a device → host copy per call).
-void CudaOps::gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) {
+// front checks them again when they sit in host memory; here that would cost a
+// device → host copy per call).
+void CudaOps::gather_rows_impl(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) {
   const int64_t C = x.dim(-1), S = rows.numel();
-  check_numel(out, S * C, "gather_rows out");
-  cuda_check_f32(x, "gather_rows x");
-  if (!w.empty()) check_numel(w, S, "gather_rows weights");
-  if (S * C == 0) return;
   gather_kernel<<<cuda::blocks_for(S * C), cuda::kBlock, 0, stream_>>>(
       out.data<float>(), x.data<float>(), rows.data<int32_t>(),
       w.empty() ? nullptr : w.data<float>(), S, C);
   SY_CUDA_LAUNCHED();
 }
 
-void CudaOps::combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
-                           const Tensor& w) {
-  const int64_t C = out.dim(-1), N = out.numel() / C, S = y.numel() / C;
-  check_numel(begin, N + 1, "combine_rows begin");
-  cuda_check_f32(y, "combine_rows y");
-  if (!w.empty()) check_numel(w, S, "combine_rows weights");
-  if (N * C == 0) return;
+void CudaOps::combine_rows_impl(Tensor out, const Tensor& y, const Tensor& begin,
+                                const Tensor& slots, const Tensor& w) {
+  const int64_t C = out.dim(-1), N = out.numel() / C;
   combine_kernel<<<cuda::blocks_for(N * C), cuda::kBlock, 0, stream_>>>(
       out.data<float>(), y.data<float>(), begin.data<int32_t>(), slots.data<int32_t>(),
       w.empty() ? nullptr : w.data<float>(), N, C);
   SY_CUDA_LAUNCHED();
 }
 
-void CudaOps::row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) {
+void CudaOps::row_dots_impl(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) {
   const int64_t C = a.dim(-1), S = a.numel() / C;
-  check_numel(out, S, "row_dots out");
-  cuda_check_f32(a, "row_dots a");
-  if (S == 0) return;
   dots_kernel<<<static_cast<unsigned>(S), cuda::kBlock, 0, stream_>>>(
       out.data<float>(), a.data<float>(), b.data<float>(), rows.data<int32_t>(), C);
   SY_CUDA_LAUNCHED();

@@ -42,30 +42,24 @@ __global__ void embed_bwd_wpe(float* dwpe, const float* dout, int64_t B, int64_t
 
 }  // namespace
 
-void CudaOps::embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte,
-                                const Tensor& wpe) {
+// Token ids index wte: they are range-checked on a host copy first (the front
+// checks host-resident ids only), as bad input naming the position.
+void CudaOps::embedding_forward_impl(Tensor out, const Tensor& ids, const Tensor& wte,
+                                     const Tensor& wpe) {
   const int64_t B = ids.dim(0), Tn = ids.dim(1), V = wte.dim(0), C = wte.dim(1);
-  check_numel(out, B * Tn * C, "embedding out");
-  cuda_check_f32(wte, "embedding wte");
-  SY_CHECK(wpe.dim(0) >= Tn && wpe.dim(1) == C, "wpe {} too small for T={}", wpe.shape_str(), Tn);
-  const std::vector<int32_t>& id = indices_to_host(ids);
-  for (size_t i = 0; i < id.size(); ++i)
-    if (id[i] < 0 || id[i] >= V)
-      fatalf(ExitCode::bad_input, "token id {} at position {} is outside the vocabulary [0, {})",
-             id[i], i, V);
-  if (B * Tn * C == 0) return;
+  indices_to_host(ids);
+  check_token_ids(host_view(ids), V);
   embed_fwd<<<cuda::blocks_for(B * Tn * C), cuda::kBlock, 0, stream_>>>(
       out.data<float>(), ids.data<int32_t>(), wte.data<float>(), wpe.data<float>(), B * Tn, Tn, C);
   SY_CUDA_LAUNCHED();
 }
 
-void CudaOps::embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout, const Tensor& ids) {
+void CudaOps::embedding_backward_impl(Tensor dwte, Tensor dwpe, const Tensor& dout,
+                                      const Tensor& ids) {
   const int64_t B = ids.dim(0), Tn = ids.dim(1), V = dwte.dim(0), C = dwte.dim(1), BT = B * Tn;
-  check_numel(dout, BT * C, "embedding dout");
-  cuda_check_f32(dout, "embedding dout");
-  if (BT * C == 0) return;
   // Counting sort of positions by id (stable: positions ascending within an id).
-  const std::vector<int32_t> id = indices_to_host(ids);
+  const std::vector<int32_t>& id = indices_to_host(ids);
+  check_token_ids(host_view(ids), V);  // the sort below indexes by id
   host_csr_.assign(static_cast<size_t>(V + 1 + BT), 0);
   int32_t* begin = host_csr_.data();
   int32_t* positions = begin + V + 1;

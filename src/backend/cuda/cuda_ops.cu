@@ -1,17 +1,21 @@
 // The CUDA backend: device choice, memory, cuBLAS matrix products, elementwise
 // helpers, deterministic reductions and the Adam(W) step. The layer kernels live
 // beside this file, one per layer (cuda_norm.cu, cuda_attention.cu, ...).
+#include <dlfcn.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <string>
 
 #include "backend/cuda/cuda_ops.h"
 #include "backend/cuda/cuda_ops_impl.h"
 #include "core/log.h"
+#include "core/process.h"
 
 namespace sy {
 namespace {
 
-constexpr int kReduceBlocks = 512;  // fixed grid: reduce() sums in the same order every call
+constexpr int kReduceBlocks = 512;  // fixed grid: sum_impl() sums in the same order every call
 
 __global__ void fill_f32(float* p, int64_t n, float v) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -60,28 +64,62 @@ __global__ void adam_f32(float* p, const float* g, float* m, float* v, int64_t n
   p[i] -= lr * upd;
 }
 
-// One GPU per rank: the local rank under Open MPI (or SLURM), modulo the GPUs seen.
-int pick_device(int count) {
-  for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID", "LOCAL_RANK"})
-    if (const char* v = std::getenv(var)) return std::atoi(v) % count;
-  return 0;
+// Whether this machine has an NVIDIA driver at all: its library or its device nodes.
+bool nvidia_driver_installed() {
+  if (void* h = dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL)) {
+    dlclose(h);
+    return true;
+  }
+  return access("/dev/nvidiactl", F_OK) == 0 || access("/proc/driver/nvidia/version", F_OK) == 0;
 }
 
 }  // namespace
 
+CudaProbe::State classify_cuda_start(int cuda_error, bool driver_installed) {
+  if (cuda_error == cudaSuccess) return CudaProbe::State::ok;
+  if (cuda_error == cudaErrorNoDevice) return CudaProbe::State::no_gpu;
+  // Without any driver, the runtime says "driver version is insufficient": on a
+  // machine with no NVIDIA driver at all that only means "no GPU here".
+  if (cuda_error == cudaErrorInsufficientDriver && !driver_installed)
+    return CudaProbe::State::no_gpu;
+  return CudaProbe::State::error;
+}
+
+CudaProbe probe_cuda() {
+  CudaProbe p;
+  const cudaError_t err = cudaGetDeviceCount(&p.devices);
+  const bool driver = nvidia_driver_installed();
+  p.state = classify_cuda_start(err, driver);
+  if (p.state == CudaProbe::State::ok && p.devices == 0) p.state = CudaProbe::State::no_gpu;
+  if (p.state != CudaProbe::State::ok) {
+    p.devices = 0;
+    const char* visible = std::getenv("CUDA_VISIBLE_DEVICES");
+    p.message = fmt::format("{} ({}; NVIDIA driver {}; CUDA_VISIBLE_DEVICES {})",
+                            cudaGetErrorString(err), cudaGetErrorName(err),
+                            driver ? "installed" : "not installed",
+                            visible ? fmt::format("'{}'", visible) : std::string("unset"));
+  }
+  return p;
+}
+
 int cuda_device_count() {
-  int n = 0;
-  if (cudaGetDeviceCount(&n) != cudaSuccess) return 0;
-  return n;
+  const CudaProbe p = probe_cuda();
+  if (p.state == CudaProbe::State::error)
+    throw Error(ExitCode::bad_input,
+                "CUDA could not start: " + p.message +
+                    ". The GPU is there but unusable: check `nvidia-smi`, that the driver is at "
+                    "least as new as the CUDA runtime, and CUDA_VISIBLE_DEVICES");
+  return p.devices;
 }
 
 std::unique_ptr<Ops> make_cuda_ops() {
-  const int count = cuda_device_count();
-  if (count == 0)
+  const CudaProbe p = probe_cuda();
+  if (p.state == CudaProbe::State::error) cuda_device_count();  // throws, naming the error
+  if (p.devices == 0)
     throw Error(ExitCode::bad_input,
-                "backend 'cuda' was asked for, but no CUDA device is visible "
-                "(check nvidia-smi and CUDA_VISIBLE_DEVICES), or set backend: cpu");
-  return std::make_unique<CudaOps>(pick_device(count));
+                "backend 'cuda' was asked for, but no CUDA device is visible: " + p.message +
+                    "; check nvidia-smi and CUDA_VISIBLE_DEVICES, or set backend: cpu");
+  return std::make_unique<CudaOps>(local_rank() % p.devices);
 }
 
 CudaOps::CudaOps(int device) : device_(device) {
@@ -95,19 +133,26 @@ CudaOps::CudaOps(int device) : device_(device) {
   host_partials_.resize(kReduceBlocks);
 }
 
+// Teardown is checked too: an error here is a fault of an earlier asynchronous
+// kernel that nothing waited for, and must not pass silently.
 CudaOps::~CudaOps() {
-  cudaStreamSynchronize(stream_);
-  if (scratch_) cudaFree(scratch_);
-  cudaFree(partials_);
-  cublasDestroy(cublas_);
-  cudaStreamDestroy(stream_);
+  SY_CUDA(cudaStreamSynchronize(stream_));
+  if (scratch_) SY_CUDA(cudaFree(scratch_));
+  SY_CUDA(cudaFree(partials_));
+  SY_CUBLAS(cublasDestroy(cublas_));
+  SY_CUDA(cudaStreamDestroy(stream_));
 }
 
 std::string CudaOps::name() const {
   cudaDeviceProp prop{};
-  cudaGetDeviceProperties(&prop, device_);
-  return fmt::format("cuda (device {}: {}, sm_{}{}, {:.0f} GiB)", device_, prop.name, prop.major,
-                     prop.minor, static_cast<double>(prop.totalGlobalMem) / (1 << 30));
+  SY_CUDA(cudaGetDeviceProperties(&prop, device_));
+  int driver = 0, runtime = 0;
+  SY_CUDA(cudaDriverGetVersion(&driver));
+  SY_CUDA(cudaRuntimeGetVersion(&runtime));
+  return fmt::format("cuda (device {}: {}, sm_{}{}, {:.0f} GiB; driver CUDA {}.{}, runtime {}.{})",
+                     device_, prop.name, prop.major, prop.minor,
+                     static_cast<double>(prop.totalGlobalMem) / (1 << 30), driver / 1000,
+                     driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
 }
 
 void* CudaOps::allocate(size_t bytes) {
@@ -123,8 +168,8 @@ void* CudaOps::allocate(size_t bytes) {
 }
 
 void CudaOps::deallocate(void* p) {
-  cudaStreamSynchronize(stream_);
-  cudaFree(p);
+  SY_CUDA(cudaStreamSynchronize(stream_));
+  SY_CUDA(cudaFree(p));
 }
 
 void* CudaOps::scratch(size_t bytes) {
@@ -138,96 +183,71 @@ void* CudaOps::scratch(size_t bytes) {
 }
 
 const std::vector<int32_t>& CudaOps::indices_to_host(const Tensor& t) {
-  SY_CHECK(t.dtype == DType::i32, "index tensor is {}, expected i32", dtype_name(t.dtype));
   host_indices_.resize(static_cast<size_t>(t.numel()));
   to_host(host_indices_.data(), t);
   return host_indices_;
 }
 
-void CudaOps::synchronize() { SY_CUDA(cudaStreamSynchronize(stream_)); }
-
-void CudaOps::copy(Tensor dst, const Tensor& src) {
-  SY_CHECK(dst.dtype == src.dtype, "copy: dst is {}, src {}", dtype_name(dst.dtype),
-           dtype_name(src.dtype));
-  check_numel(dst, src.numel(), "copy dst");
-  if (dst.ptr != src.ptr)
-    SY_CUDA(cudaMemcpyAsync(dst.ptr, src.ptr, src.bytes(), cudaMemcpyDeviceToDevice, stream_));
+Tensor CudaOps::host_view(const Tensor& device_indices) const {
+  Tensor h = device_indices;
+  h.ptr = const_cast<int32_t*>(host_indices_.data());
+  h.device = Device::cpu;
+  return h;
 }
 
-void CudaOps::to_host(void* dst, const Tensor& src) {
+void CudaOps::synchronize() { SY_CUDA(cudaStreamSynchronize(stream_)); }
+
+void CudaOps::copy_impl(Tensor dst, const Tensor& src) {
+  SY_CUDA(cudaMemcpyAsync(dst.ptr, src.ptr, src.bytes(), cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaOps::to_host_impl(void* dst, const Tensor& src) {
   SY_CUDA(cudaMemcpyAsync(dst, src.ptr, src.bytes(), cudaMemcpyDeviceToHost, stream_));
   SY_CUDA(cudaStreamSynchronize(stream_));
 }
 
-void CudaOps::from_host(Tensor dst, const void* src) {
+void CudaOps::from_host_impl(Tensor dst, const void* src) {
   SY_CUDA(cudaMemcpyAsync(dst.ptr, src, dst.bytes(), cudaMemcpyHostToDevice, stream_));
   SY_CUDA(cudaStreamSynchronize(stream_));  // the caller may reuse `src` at once
 }
 
-void CudaOps::fill(Tensor x, double value) {
+void CudaOps::fill_impl(Tensor x, double value) {
   const int64_t n = x.numel();
-  if (n == 0) return;
   if (x.dtype == DType::i32)
     fill_i32<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(x.data<int32_t>(), n,
                                                                  static_cast<int32_t>(value));
-  else {
-    cuda_check_f32(x, "fill x");
+  else
     fill_f32<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(x.data<float>(), n,
                                                                  static_cast<float>(value));
-  }
   SY_CUDA_LAUNCHED();
 }
 
 // Row-major C[M,N] = op(A)·op(B) is column-major Cᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS gets
-// B first, A second, and the dims swapped; leading dims are the row-major widths.
-void CudaOps::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
-                   const Tensor& A, const Tensor& B, double beta, Tensor C) {
-  check_numel(A, M * K, "gemm A");
-  check_numel(B, K * N, "gemm B");
-  check_numel(C, M * N, "gemm C");
-  gemm_strided_batched(ta, tb, M, N, K, alpha, A, 0, B, 0, beta, C, 0, 1);
-}
-
-void CudaOps::gemm_strided_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K,
-                                   double alpha, const Tensor& A, int64_t sa, const Tensor& B,
-                                   int64_t sb, double beta, Tensor C, int64_t sc,
-                                   int64_t batch) {
-  SY_CHECK(batch >= 1, "batch {}", batch);
-  SY_CHECK(A.numel() >= (batch - 1) * sa + M * K, "gemm_strided_batched A too small");
-  SY_CHECK(B.numel() >= (batch - 1) * sb + K * N, "gemm_strided_batched B too small");
-  SY_CHECK(C.numel() >= (batch - 1) * sc + M * N, "gemm_strided_batched C too small");
-  cuda_check_f32(A, "gemm A");
-  cuda_check_f32(B, "gemm B");
-  cuda_check_f32(C, "gemm C");
-  if (M == 0 || N == 0) return;
+// B first, A second, and the dims swapped; leading dims are the row-major widths
+// (at least 1, as cuBLAS requires even for an empty K). K = 0 is cuBLAS's to handle:
+// C = β·C, and β = 0 writes zeros without reading C, as BLAS does.
+void CudaOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                        const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
+                        Tensor C, int64_t sc, int64_t batch) {
   const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
-  const int ld_b = static_cast<int>(tb ? K : N), ld_a = static_cast<int>(ta ? M : K);
-  if (K == 0) {  // cuBLAS wants k ≥ 1: C = β·C
-    for (int64_t i = 0; i < batch; ++i) scale(C.view({M * N}, i * sc), beta);
-    return;
-  }
+  const auto ld = [](int64_t v) { return static_cast<int>(v < 1 ? 1 : v); };
   SY_CUBLAS(cublasSgemmStridedBatched(cublas_, op_b, op_a, static_cast<int>(N),
                                       static_cast<int>(M), static_cast<int>(K), &a,
-                                      B.data<float>(), ld_b, sb, A.data<float>(), ld_a, sa, &b,
-                                      C.data<float>(), static_cast<int>(N), sc,
+                                      B.data<float>(), ld(tb ? K : N), sb, A.data<float>(),
+                                      ld(ta ? M : K), sa, &b, C.data<float>(), ld(N), sc,
                                       static_cast<int>(batch)));
 }
 
-void CudaOps::add(Tensor y, const Tensor& x) {
-  check_numel(y, x.numel(), "add y");
-  cuda_check_f32(x, "add x");
+void CudaOps::add_impl(Tensor y, const Tensor& x) {
   const int64_t n = x.numel();
-  if (n == 0) return;
   add_f32<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(y.data<float>(), x.data<float>(), n);
   SY_CUDA_LAUNCHED();
 }
 
-void CudaOps::scale(Tensor x, double s) {
-  cuda_check_f32(x, "scale x");
+void CudaOps::scale_impl(Tensor x, double s) {
   const int64_t n = x.numel();
-  if (n == 0) return;
   scale_f32<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(x.data<float>(), n,
                                                                 static_cast<float>(s));
   SY_CUDA_LAUNCHED();
@@ -235,8 +255,7 @@ void CudaOps::scale(Tensor x, double s) {
 
 // Fixed grid, fixed tree per block, blocks summed on the host in block order: the
 // result depends on n only, never on timing.
-double CudaOps::reduce(const Tensor& x, bool squares) {
-  cuda_check_f32(x, "sum x");
+double CudaOps::sum_impl(const Tensor& x, bool squares) {
   reduce_f32<<<kReduceBlocks, cuda::kBlock, 0, stream_>>>(partials_, x.data<float>(), x.numel(),
                                                            squares);
   SY_CUDA_LAUNCHED();
@@ -248,17 +267,9 @@ double CudaOps::reduce(const Tensor& x, bool squares) {
   return total;
 }
 
-double CudaOps::sum_squares(const Tensor& x) { return reduce(x, true); }
-double CudaOps::sum(const Tensor& x) { return reduce(x, false); }
-
-void CudaOps::adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v,
-                          const AdamArgs& a) {
+void CudaOps::adam_update_impl(Tensor param, const Tensor& grad, Tensor m, Tensor v,
+                               const AdamArgs& a) {
   const int64_t n = param.numel();
-  check_numel(grad, n, "adam grad");
-  check_numel(m, n, "adam m");
-  check_numel(v, n, "adam v");
-  cuda_check_f32(param, "adam param");
-  if (n == 0) return;
   const float c1 = static_cast<float>(1.0 / (1.0 - std::pow(a.beta1, static_cast<double>(a.step))));
   const float c2 = static_cast<float>(1.0 / (1.0 - std::pow(a.beta2, static_cast<double>(a.step))));
   adam_f32<<<cuda::blocks_for(n), cuda::kBlock, 0, stream_>>>(

@@ -1,6 +1,6 @@
 #pragma once
 // The CudaOps class (private to the CUDA backend) and the helpers its kernels
-// share. fp32 throughout: this is the parity mode of the CUDA issue; matrix products
+// share. Arguments arrive checked by the op front (ops.cpp). fp32 throughout: this is the parity mode of the CUDA issue; matrix products
 // go through cuBLAS with pedantic fp32 math (no TF32), so results match the CPU
 // backend to rounding. Every reduction has a fixed order (one block per row, a
 // fixed-shape tree inside the block, fixed grids for whole-tensor sums), so a step
@@ -121,83 +121,77 @@ __device__ inline void act_value_grad(float x, float& f, float& df) {
 
 }  // namespace cuda
 
-// The CUDA backend runs fp32 (and i32 indices) only; f64 gradient checks are the
-// CPU backend's job.
-inline void cuda_check_f32(const Tensor& t, const char* what) {
-  SY_CHECK(t.dtype == DType::f32, "{} is {}: the CUDA backend computes in f32", what,
-           dtype_name(t.dtype));
-}
-
 class CudaOps final : public Ops {
  public:
   explicit CudaOps(int device);
   ~CudaOps() override;
   std::string name() const override;
   Device device() const override { return Device::cuda; }
+  // fp32 only (and i32 indices): f64 gradient checks are the CPU backend's job.
+  bool computes_in(DType t) const override { return t == DType::f32; }
   void* allocate(size_t bytes) override;
   void deallocate(void* p) override;
-
-  void copy(Tensor dst, const Tensor& src) override;
-  void to_host(void* dst, const Tensor& src) override;
-  void from_host(Tensor dst, const void* src) override;
-  void fill(Tensor x, double value) override;
   void synchronize() override;
 
-  void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const Tensor& A,
-            const Tensor& B, double beta, Tensor C) override;
-  void gemm_strided_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
-                            const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
-                            Tensor C, int64_t sc, int64_t batch) override;
-
-  void embedding_forward(Tensor out, const Tensor& ids, const Tensor& wte,
-                         const Tensor& wpe) override;
-  void embedding_backward(Tensor dwte, Tensor dwpe, const Tensor& dout,
-                          const Tensor& ids) override;
-  void norm_forward(NormKind kind, Tensor out, Tensor mean, Tensor rstd, const Tensor& x,
-                    const Tensor& w, const Tensor& b, double eps) override;
-  void norm_backward(NormKind kind, Tensor dx, Tensor dw, Tensor db, const Tensor& dout,
-                     const Tensor& x, const Tensor& w, const Tensor& mean,
-                     const Tensor& rstd) override;
-  void activation_forward(Activation act, Tensor out, const Tensor& x) override;
-  void activation_backward(Activation act, Tensor dx, const Tensor& dout,
-                           const Tensor& x) override;
-  void glu_forward(Activation act, Tensor h, const Tensor& ag) override;
-  void glu_backward(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) override;
-  void softmax_forward(Tensor out, const Tensor& x) override;
-  void softmax_backward(Tensor dx, const Tensor& dout, const Tensor& out) override;
-  void attention_forward(Tensor out, AttentionCache& cache, const Tensor& qkv, int64_t n_heads,
-                         bool causal) override;
-  void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
-                          int64_t n_heads, bool causal) override;
-  void cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
-                             const Tensor& targets, double smoothing) override;
-  void cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Tensor& lse,
-                              const Tensor& targets, double smoothing, double scale) override;
-  void gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Tensor& w) override;
-  void combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
-                    const Tensor& w) override;
-  void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) override;
-  void add(Tensor y, const Tensor& x) override;
-  void scale(Tensor x, double s) override;
-  double sum_squares(const Tensor& x) override;
-  double sum(const Tensor& x) override;
-  void adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v,
-                   const AdamArgs& a) override;
+ protected:
+  void copy_impl(Tensor dst, const Tensor& src) override;
+  void to_host_impl(void* dst, const Tensor& src) override;
+  void from_host_impl(Tensor dst, const void* src) override;
+  void fill_impl(Tensor x, double value) override;
+  void gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                 const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta, Tensor C,
+                 int64_t sc, int64_t batch) override;
+  void embedding_forward_impl(Tensor out, const Tensor& ids, const Tensor& wte,
+                              const Tensor& wpe) override;
+  void embedding_backward_impl(Tensor dwte, Tensor dwpe, const Tensor& dout,
+                               const Tensor& ids) override;
+  void norm_forward_impl(NormKind kind, Tensor out, Tensor mean, Tensor rstd, const Tensor& x,
+                         const Tensor& w, const Tensor& b, double eps) override;
+  void norm_backward_impl(NormKind kind, Tensor dx, Tensor dw, Tensor db, const Tensor& dout,
+                          const Tensor& x, const Tensor& w, const Tensor& mean,
+                          const Tensor& rstd) override;
+  void activation_forward_impl(Activation act, Tensor out, const Tensor& x) override;
+  void activation_backward_impl(Activation act, Tensor dx, const Tensor& dout,
+                                const Tensor& x) override;
+  void glu_forward_impl(Activation act, Tensor h, const Tensor& ag) override;
+  void glu_backward_impl(Activation act, Tensor dag, const Tensor& dh, const Tensor& ag) override;
+  void softmax_forward_impl(Tensor out, const Tensor& x) override;
+  void softmax_backward_impl(Tensor dx, const Tensor& dout, const Tensor& out) override;
+  void attention_forward_impl(Tensor out, AttentionCache& cache, const Tensor& qkv,
+                              int64_t n_heads, bool causal) override;
+  void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
+                               int64_t n_heads, bool causal) override;
+  void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
+                                  const Tensor& targets, double smoothing) override;
+  void cross_entropy_backward_impl(Tensor dlogits, const Tensor& logits, const Tensor& lse,
+                                   const Tensor& targets, double smoothing,
+                                   double scale) override;
+  void gather_rows_impl(Tensor out, const Tensor& x, const Tensor& rows,
+                        const Tensor& w) override;
+  void combine_rows_impl(Tensor out, const Tensor& y, const Tensor& begin, const Tensor& slots,
+                         const Tensor& w) override;
+  void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) override;
+  void add_impl(Tensor y, const Tensor& x) override;
+  void scale_impl(Tensor x, double s) override;
+  double sum_impl(const Tensor& x, bool squares) override;
+  void adam_update_impl(Tensor param, const Tensor& grad, Tensor m, Tensor v,
+                        const AdamArgs& a) override;
 
  private:
   // Device scratch of at least `bytes`, kept and reused (grows only on the first
   // steps, when shapes are first seen; never per step after that).
   void* scratch(size_t bytes);
-  // Host copy of an i32 index tensor (for range checks and host-built index lists).
+  // Host copy of an i32 index tensor (for range checks and host-built index lists),
+  // and a host Tensor view of it for the shared value checks of op_checks.h.
   const std::vector<int32_t>& indices_to_host(const Tensor& t);
-  double reduce(const Tensor& x, bool squares);
+  Tensor host_view(const Tensor& device_indices) const;
 
   int device_;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
-  double* partials_ = nullptr;  // [kReduceBlocks] per-block sums of reduce()
+  double* partials_ = nullptr;  // [kReduceBlocks] per-block sums of sum_impl()
   std::vector<int32_t> host_indices_;
   std::vector<int32_t> host_csr_;
   std::vector<double> host_partials_;

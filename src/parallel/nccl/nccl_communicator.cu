@@ -6,10 +6,19 @@
 // order, so the result equals the MPI path's bit for bit. It moves size× the bytes
 // of a ring all-reduce; a reduce-scatter variant with a fixed order is the next
 // step once it shows in the step breakdown.
+//
+// Waiting for NCCL never blocks blindly: the wait polls the stream, NCCL's
+// asynchronous error (a peer that died, a broken connection) and the collective
+// timeout; on either failure the communicator is aborted and the job ends through
+// the fatal path with exit 6 (peer failed), without waiting for the step watchdog.
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <chrono>
+#include <thread>
+
 #include "core/errors.h"
+#include "core/process.h"
 #include "parallel/nccl/nccl_communicator.h"
 
 namespace sy {
@@ -64,16 +73,20 @@ class NcclCommunicator final : public Communicator {
     SY_NCCL(ncclCommInitRank(&comm_, host_->size(), id, host_->rank()));
     SY_CUDA_RT(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
+  // Checked to the end: an error here is a fault nothing waited for before.
   ~NcclCommunicator() override {
-    if (scratch_) cudaFree(scratch_);
-    ncclCommDestroy(comm_);
-    cudaStreamDestroy(stream_);
+    if (scratch_) SY_CUDA_RT(cudaFree(scratch_));
+    if (comm_) {
+      SY_NCCL(ncclCommFinalize(comm_));  // flushes what is still in flight
+      SY_NCCL(ncclCommDestroy(comm_));
+    }
+    SY_CUDA_RT(cudaStreamDestroy(stream_));
   }
   int rank() const override { return host_->rank(); }
   int size() const override { return host_->size(); }
   std::string describe() const override {
     int version = 0;
-    ncclGetVersion(&version);
+    SY_NCCL(ncclGetVersion(&version));
     return fmt::format("NCCL {} over {} ", version, host_->describe());
   }
 
@@ -97,7 +110,7 @@ class NcclCommunicator final : public Communicator {
         break;
     }
     SY_CUDA_RT(cudaGetLastError());
-    end();
+    end("all-reduce");
   }
   void all_reduce_sum(std::vector<double>& v) override { host_->all_reduce_sum(v); }
   int64_t all_reduce_max(int64_t v) override { return host_->all_reduce_max(v); }
@@ -128,7 +141,7 @@ class NcclCommunicator final : public Communicator {
       ro += static_cast<int64_t>(rc);
     }
     SY_NCCL(ncclGroupEnd());
-    end();
+    end("all-to-all");
   }
   void all_to_all(const std::vector<int64_t>& send, std::vector<int64_t>& recv) override {
     host_->all_to_all(send, recv);
@@ -138,7 +151,7 @@ class NcclCommunicator final : public Communicator {
     begin();
     SY_NCCL(ncclBroadcast(x.ptr, x.ptr, static_cast<size_t>(x.numel()), nccl_type(x.dtype), root,
                           comm_, stream_));
-    end();
+    end("broadcast");
   }
   void barrier() override { host_->barrier(); }
   std::unique_ptr<Communicator> split(int color, int key) override {
@@ -150,7 +163,34 @@ class NcclCommunicator final : public Communicator {
   // before the caller reads the results: synchronous at both ends (simple and safe;
   // overlapping communication with compute is later work).
   void begin() { SY_CUDA_RT(cudaDeviceSynchronize()); }
-  void end() { SY_CUDA_RT(cudaStreamSynchronize(stream_)); }
+  void end(const char* what) {
+    const auto start = std::chrono::steady_clock::now();
+    const double limit = collective_timeout();
+    for (;;) {
+      const cudaError_t e = cudaStreamQuery(stream_);
+      if (e == cudaSuccess) return;
+      if (e != cudaErrorNotReady)
+        fatalf(ExitCode::internal, "CUDA error '{}' while waiting for NCCL {}", cudaGetErrorString(e),
+               what);
+      ncclResult_t async = ncclSuccess;
+      SY_NCCL(ncclCommGetAsyncError(comm_, &async));
+      if (async != ncclSuccess && async != ncclInProgress)
+        abort_and_fail(what, fmt::format("NCCL reports '{}': {}", ncclGetErrorString(async),
+                                         ncclGetLastError(comm_)));
+      const double waited =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (limit > 0 && waited > limit)
+        abort_and_fail(what, fmt::format("no progress for {:.0f} s (parallel.step_timeout_s)", waited));
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+  // Aborting frees this rank from NCCL's kernels; fatal() then ends every rank.
+  [[noreturn]] void abort_and_fail(const char* what, const std::string& why) {
+    ncclCommAbort(comm_);  // its result no longer matters: the job ends either way
+    comm_ = nullptr;
+    fatalf(ExitCode::peer_failed, "NCCL {} on rank {} of {} failed: {}; a peer rank has stalled or died",
+           what, rank(), size(), why);
+  }
   void* scratch(size_t bytes) {
     if (bytes > scratch_bytes_) {
       if (scratch_) SY_CUDA_RT(cudaFree(scratch_));
