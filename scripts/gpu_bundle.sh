@@ -4,9 +4,10 @@
 # .device/bundle.tar.xz (git-ignored) everything a GPU machine with the CUDA
 # libraries but no Debian packages needs to run scripts/gpu_check.sh:
 #   bin/    switchyard, test_backend_cuda, test_nccl
-#   lib/    every shared library they load, except glibc and the CUDA libraries
-#           (cudart, cuBLAS, cuBLASLt, NCCL, the driver), which the GPU machine has
-#           and gpu_check.sh finds there, each on its own
+#   lib/    every shared library they load, the CUDA runtime they were built
+#           against included, except glibc and the big CUDA libraries (cuBLAS,
+#           cuBLASLt, NCCL) and the driver, which the GPU machine has and
+#           gpu_check.sh finds there, each on its own
 #   ompi/   Open MPI's launcher (mpirun, orted), its plugins and help texts, and
 #           PMIx's plugins, relocatable through OPAL_PREFIX / PMIX_PREFIX: the NCCL
 #           stage bootstraps NCCL through a real mpirun
@@ -25,7 +26,7 @@ bins=(build-gpu/switchyard build-gpu/tests/test_backend_cuda build-gpu/tests/tes
 cp "${bins[@]}" "$stage/bin/"
 
 # The machine's own: glibc and friends, the driver and the CUDA toolkit libraries.
-skip='^(libc|libm|libpthread|libdl|librt|libutil|ld-linux-x86-64|libcuda|libcudart|libcublas|libcublasLt|libnccl|libnvidia-.*)\.so'
+skip='^(libc|libm|libpthread|libdl|librt|libutil|ld-linux-x86-64|libcuda|libcublas|libcublasLt|libnccl|libnvidia-.*)\.so'
 # Without RPATHs, ldd finds the libraries the build linked through these folders.
 export LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp:/usr/lib/x86_64-linux-gnu/openmpi/lib:${LD_LIBRARY_PATH:-}
 copy_deps() {  # copy_deps FILE...: every library they load (transitively) into lib/
@@ -41,7 +42,7 @@ copy_deps "${bins[@]}"
 ompi_lib=/usr/lib/x86_64-linux-gnu/openmpi/lib
 pmix_dir=/usr/lib/x86_64-linux-gnu/pmix2
 o="$stage/ompi"
-mkdir -p "$o/bin" "$o/lib/x86_64-linux-gnu/openmpi/lib" "$o/share" "$o/pmix/lib"
+mkdir -p "$o/bin" "$o/lib/x86_64-linux-gnu/openmpi/lib" "$o/share" "$o/pmix/lib" "$o/etc"
 cp -L /usr/bin/orterun "$o/bin/mpirun"
 cp -L /usr/bin/orted "$o/bin/orted"
 cp -a "$ompi_lib/openmpi3" "$o/lib/x86_64-linux-gnu/openmpi/lib/"  # the plugins (MCA components)

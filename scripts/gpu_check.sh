@@ -34,8 +34,12 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 out=$(mkdir -p "${OUT:-.device/out}" && cd "${OUT:-.device/out}" && pwd)
 scale=${SY_TIMEOUT_SCALE:-1}
+budget=${SY_CHECK_BUDGET:-450}
+for v in scale budget; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "gpu_check: ${v^^} must be a positive integer, not '${!v}'" >&2; exit 2; }
+done
 started=$SECONDS
-deadline=$((started + ${SY_CHECK_BUDGET:-450}))
+deadline=$((started + budget))
 
 # In the order they run: the verdicts that matter most first, the slow sanitizers last.
 all_stages=(libs device ops parity nccl memcheck bench_dense bench_moe racecheck synccheck initcheck)
@@ -60,7 +64,11 @@ else
     echo "gpu_check: no bundle at $bundle: run 'bash scripts/gpu_bundle.sh' on the build machine" >&2
     exit 2
   fi
-  rm -rf /tmp/sy && mkdir -p /tmp/sy && tar -C /tmp/sy -xJf "$bundle"
+  rm -rf /tmp/sy && mkdir -p /tmp/sy
+  if ! tar -C /tmp/sy -xJf "$bundle"; then
+    echo "gpu_check: cannot unpack $bundle (is xz there?)" >&2
+    exit 2
+  fi
   b=/tmp/sy/bundle
 fi
 sy=$b/bin/switchyard
@@ -79,7 +87,7 @@ resolve_libs() {  # resolve_libs FILE...: extends lib_path until ldd finds every
     [ -z "$missing" ] && return 0
     local found_any=0
     for name in $missing; do
-      dir=$(find "${search_roots[@]}" $py_site -name "$name" \( -type f -o -type l \) 2>/dev/null | head -1)
+      dir=$(timeout 60 find "${search_roots[@]}" $py_site -name "$name" \( -type f -o -type l \) 2>/dev/null | head -1)
       if [ -n "$dir" ]; then
         lib_path="$lib_path:$(dirname "$dir")"
         echo "found $name in $(dirname "$dir")"
@@ -110,6 +118,8 @@ judge() {  # judge NAME RC LIMIT
     echo "failed (exit $rc): ${first:-$(tail -1 "$log" | cut -c1-200)}"
   elif first=$(grep -m1 -iw 'skipped' "$log"); then
     echo "failed (a test skipped, so nothing was verified): $(cut -c1-200 <<<"$first")"
+  elif grep -qE '^\[  PASSED  \] 0 tests' "$log"; then
+    echo "failed (no test ran: the filter matched nothing)"
   else
     echo "passed"
   fi
@@ -124,7 +134,7 @@ stage() {  # stage NAME TIMEOUT COMMAND...: runs one stage if it was asked for
   if [ -n "$gate_failed" ] && [ "$name" != libs ] && [ "$name" != device ] && [ -z "${SY_GPU_CHECK_FORCE:-}" ]; then
     v="not run ($gate_failed failed)"
   elif [ "$limit" -lt 15 ]; then
-    v="not run (the time budget of ${SY_CHECK_BUDGET:-450} s is spent)"
+    v="not run (the time budget of $budget s is spent)"
   else
     local t0=$SECONDS
     # A fresh bash that knows this script's functions and variables, so that
@@ -161,7 +171,7 @@ check_libs() {
 }
 
 check_device() {
-  if command -v nvidia-smi >/dev/null; then nvidia-smi || true
+  if command -v nvidia-smi >/dev/null; then timeout 30 nvidia-smi || true
   else echo "nvidia-smi: not on PATH"; fi
   "$b/bin/test_backend_cuda" --gtest_filter='CudaDevice.*' --gtest_color=no
 }
@@ -178,7 +188,10 @@ sanitize() {  # sanitize TOOL
 nccl_np1() {
   local launcher=(mpirun) root=()
   if [ -x "$b/ompi/bin/mpirun" ]; then
-    export OPAL_PREFIX="$b/ompi" PMIX_PREFIX="$b/ompi/pmix" PMIX_MCA_mca_base_component_path="$b/ompi/pmix/lib/pmix"
+    # Relocated: every path from the bundle, and no system-wide Open MPI settings
+    # (an /etc/openmpi of another Open MPI could select plugins this one lacks).
+    export OPAL_PREFIX="$b/ompi" OPAL_SYSCONFDIR="$b/ompi/etc" PMIX_PREFIX="$b/ompi/pmix" \
+           PMIX_MCA_mca_base_component_path="$b/ompi/pmix/lib/pmix"
     export PATH="$b/ompi/bin:$PATH"
     launcher=("$b/ompi/bin/mpirun")
   fi
@@ -199,7 +212,7 @@ stage_functions="check_libs check_device sanitize nccl_np1 bench"
 {
   echo "bundle: $(cat "$b/BUILD.txt" 2>/dev/null | tr '\n' ' ')"
   echo "host: $(uname -a)"
-  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
+  timeout 30 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 || true
 } >"$out/machine.txt"
 
 stage libs 60 check_libs
@@ -214,5 +227,7 @@ stage racecheck 240 sanitize racecheck
 stage synccheck 180 sanitize synccheck
 stage initcheck 180 sanitize initcheck
 
+# Every stage asked for has a verdict, or something went wrong in this script.
+[ ${#verdict[@]} -eq ${#asked[@]} ] || { echo "gpu_check: ${#verdict[@]} verdicts for ${#asked[@]} stages" | tee -a "$out/summary.txt"; failed=1; }
 echo "total: $((SECONDS - started)) s" | tee -a "$out/summary.txt"
 exit $failed

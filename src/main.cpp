@@ -16,7 +16,9 @@
 #include "study/sweep.h"
 #include "train/bench.h"
 #include "train/evaluate.h"
+#include "train/signals.h"
 #include "train/trainer.h"
+#include "train/verify.h"
 
 namespace {
 
@@ -43,6 +45,10 @@ int run(int argc, char** argv, int rank) {
   std::string resume;
   train->add_option("--resume", resume,
                     "auto (the run directory's latest checkpoint, if any) or a checkpoint directory");
+  bool fresh = false;
+  train->add_flag("--fresh", fresh,
+                  "start over in a run.dir that holds a run (its files are moved to "
+                  "run.dir/replaced-<time>/ first)");
 
   std::string ckpt_path;
   CLI::App* inspect = app.add_subcommand("inspect", "print what a checkpoint holds");
@@ -105,7 +111,7 @@ int run(int argc, char** argv, int rank) {
     const sy::Config cfg = sy::load_config(train_args.path, train_args.overrides);
     auto ops = sy::make_ops(cfg.backend);
     sy::Trainer trainer(cfg, *ops);
-    return trainer.run(resume).exit_code;
+    return trainer.run(resume, fresh).exit_code;
   } else if (*bench) {
     const sy::Config cfg = sy::load_config(bench_args.path, bench_args.overrides);
     return sy::run_bench(cfg, benchmark_flags);
@@ -142,9 +148,20 @@ int run(int argc, char** argv, int rank) {
   return 0;
 }
 
+// `switchyard train ...`: the first argument that is not an option.
+bool is_train(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i)
+    if (argv[i][0] != '-') return std::string(argv[i]) == "train";
+  return false;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A training run owns SIGTERM/SIGINT from its first instruction: a stop that comes
+  // during start-up or a restore is honoured at the first point all ranks agree on
+  // (exit 3), never the default death by signal (exit 143).
+  if (is_train(argc, argv)) sy::install_stop_handlers();
   sy::init_process(&argc, &argv);
   const int rank = sy::world_rank();
   int code = 0;

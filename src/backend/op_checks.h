@@ -20,7 +20,11 @@ inline void check_device(const Tensor& t, Device d, const char* what) {
   SY_CHECK(t.empty() || t.device == d, "{} is in {} memory, but the backend is {}", what,
            device_name(t.device), device_name(d));
 }
-inline void check_index(const Tensor& t, const char* what) { check_dtype(t, DType::i32, what); }
+// Index tensors live where the backend computes, like every other argument.
+inline void check_index(const Tensor& t, Device d, const char* what) {
+  check_dtype(t, DType::i32, what);
+  check_device(t, d, what);
+}
 
 // Each named tensor has `dtype` and lives on `device`.
 struct NamedTensor {

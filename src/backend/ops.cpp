@@ -75,6 +75,17 @@ void Ops::gemm_strided_batched(bool ta, bool tb, int64_t M, int64_t N, int64_t K
   check_device(B, device(), "gemm B");
   check_device(C, device(), "gemm C");
   if (M == 0 || N == 0) return;
+  if (K == 0) {
+    // An empty inner dimension: C = beta·C, and beta = 0 writes zeros without
+    // reading C (so NaN there becomes 0), as BLAS defines it. Done here, the same
+    // for every backend, rather than trusting each library's corner case.
+    for (int64_t i = 0; i < batch; ++i) {
+      const Tensor c = C.view({M * N}, i * sc);
+      if (beta == 0.0) fill(c, 0.0);
+      else if (beta != 1.0) scale(c, beta);
+    }
+    return;
+  }
   gemm_impl(ta, tb, M, N, K, alpha, A, sa, B, sb, beta, C, sc, batch);
 }
 
@@ -87,7 +98,7 @@ void Ops::check_embedding(const Tensor& ids, const Tensor& table, const Tensor& 
   SY_CHECK(ids.ndim == 2 && table.ndim == 2, "embedding: ids {} must be [B,T], {} {} [V,C]",
            ids.shape_str(), names[0], table.shape_str());
   const int64_t Tn = ids.dim(1), C = table.dim(1);
-  check_index(ids, "embedding ids");
+  check_index(ids, device(), "embedding ids");
   check_floating(table, names[0]);
   check_numel(rows, ids.numel() * C, names[1]);
   check_same(table.dtype, device(), {{rows, names[1]}});
@@ -256,7 +267,7 @@ void Ops::cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tenso
   const int64_t V = logits.ndim > 0 ? logits.dim(-1) : 0;
   SY_CHECK(V > 0, "cross_entropy logits {} has no vocabulary", logits.shape_str());
   const int64_t N = logits.numel() / V;
-  check_index(targets, "cross_entropy targets");
+  check_index(targets, device(), "cross_entropy targets");
   check_numel(targets, N, "cross_entropy targets");
   check_numel(loss, N, "cross_entropy loss");
   check_numel(nll, N, "cross_entropy nll");
@@ -274,7 +285,7 @@ void Ops::cross_entropy_backward(Tensor dlogits, const Tensor& logits, const Ten
   const int64_t V = logits.ndim > 0 ? logits.dim(-1) : 0;
   SY_CHECK(V > 0, "cross_entropy logits {} has no vocabulary", logits.shape_str());
   const int64_t N = logits.numel() / V;
-  check_index(targets, "cross_entropy targets");
+  check_index(targets, device(), "cross_entropy targets");
   check_numel(targets, N, "cross_entropy targets");
   check_numel(dlogits, N * V, "cross_entropy dlogits");
   check_numel(lse, N, "cross_entropy lse");
@@ -291,7 +302,7 @@ void Ops::gather_rows(Tensor out, const Tensor& x, const Tensor& rows, const Ten
   const int64_t C = x.ndim > 0 ? x.dim(-1) : 0;
   SY_CHECK(C > 0, "gather_rows x {} has no columns", x.shape_str());
   const int64_t N = x.numel() / C, S = rows.numel();
-  check_index(rows, "gather_rows rows");
+  check_index(rows, device(), "gather_rows rows");
   check_numel(out, S * C, "gather_rows out");
   check_same(x.dtype, device(), {{out, "gather_rows out"}});
   if (!w.empty()) {
@@ -309,8 +320,8 @@ void Ops::combine_rows(Tensor out, const Tensor& y, const Tensor& begin, const T
   SY_CHECK(C > 0, "combine_rows out {} has no columns", out.shape_str());
   SY_CHECK(y.numel() % C == 0, "combine_rows y {} is not rows of width {}", y.shape_str(), C);
   const int64_t N = out.numel() / C, S = y.numel() / C;
-  check_index(begin, "combine_rows begin");
-  check_index(slots, "combine_rows slots");
+  check_index(begin, device(), "combine_rows begin");
+  check_index(slots, device(), "combine_rows slots");
   check_numel(begin, N + 1, "combine_rows begin");
   check_same(out.dtype, device(), {{y, "combine_rows y"}});
   if (!w.empty()) {
@@ -327,7 +338,7 @@ void Ops::row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& r
   SY_CHECK(C > 0, "row_dots a {} has no columns", a.shape_str());
   SY_CHECK(b.numel() % C == 0, "row_dots b {} is not rows of width {}", b.shape_str(), C);
   const int64_t S = a.numel() / C, N = b.numel() / C;
-  check_index(rows, "row_dots rows");
+  check_index(rows, device(), "row_dots rows");
   check_numel(rows, S, "row_dots rows");
   check_numel(out, S, "row_dots out");
   check_same(a.dtype, device(), {{b, "row_dots b"}, {out, "row_dots out"}});

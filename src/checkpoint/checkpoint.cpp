@@ -29,6 +29,20 @@ namespace {
 
 std::string step_name(int64_t step) { return fmt::format("step_{:07d}", step); }
 
+// SHA-256 of state.json's content without its own checksum field. nlohmann's
+// objects keep keys sorted and print numbers so that they read back exactly, so
+// the dump of a parsed state.json equals the dump it was written from.
+std::string state_digest(json st) {
+  st.erase("state_sha256");
+  const std::string text = st.dump();
+  return sha256_hex(text.data(), text.size());
+}
+
+bool is_step_dir(const fs::directory_entry& e) {
+  const std::string f = e.path().filename().string();
+  return e.is_directory() && f.rfind("step_", 0) == 0;
+}
+
 void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
   if (fd >= 0) {
@@ -137,7 +151,9 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
                                                                  NLOHMANN_JSON_VERSION_MINOR, NLOHMANN_JSON_VERSION_PATCH)},
                                    {"compiler", __VERSION__}}},
                      {"files", files}};
-    write_file_synced(tmp + "/state.json", st.dump(2) + "\n");
+    json sealed = st;
+    sealed["state_sha256"] = state_digest(st);
+    write_file_synced(tmp + "/state.json", sealed.dump(2) + "\n");
     fsync_path(tmp);
     crash_point("before_rename", state.step);
     std::error_code ec;
@@ -154,20 +170,48 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
   return final_dir;
 }
 
-std::string resolve_resume(const std::string& run_dir, const std::string& spec) {
+ResumePoint resolve_resume(const std::string& run_dir, const std::string& spec) {
   if (spec != "auto") {
     if (!fs::exists(spec + "/state.json"))
       throw Error(ExitCode::checkpoint, "--resume " + spec + ": no checkpoint there (no state.json)");
-    return spec;
+    return {spec, ""};
   }
-  std::ifstream in(run_dir + "/checkpoints/latest");
-  std::string name;
-  if (!(in >> name)) return "";  // nothing saved yet: a fresh start
-  const std::string dir = run_dir + "/checkpoints/" + name;
-  if (!fs::exists(dir + "/state.json"))
-    throw Error(ExitCode::checkpoint, "'" + run_dir + "/checkpoints/latest' names '" + name +
-                                          "', which holds no state.json");
-  return dir;
+  const std::string root = run_dir + "/checkpoints";
+  std::string name, why;
+  {
+    std::ifstream in(root + "/latest");
+    if (!in) why = "checkpoints/latest is missing";
+    else if (!(in >> name)) why = "checkpoints/latest is empty";
+  }
+  if (why.empty()) {
+    const std::string dir = root + "/" + name;
+    if (fs::exists(dir + "/state.json")) return {dir, ""};
+    if (name.find('/') != std::string::npos || !fs::exists(dir))
+      why = "checkpoints/latest names '" + name + "', which does not exist";
+    else
+      throw Error(ExitCode::checkpoint, "'" + root + "/latest' names '" + name +
+                                            "', which holds no state.json (resume from an older "
+                                            "checkpoint with --resume DIR)");
+  }
+  // No usable `latest`: the newest step_* that verifies, never a silent fresh start
+  // over checkpoints that exist.
+  std::vector<std::string> steps;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root, ec))
+    if (is_step_dir(e)) steps.push_back(e.path().filename().string());
+  if (steps.empty()) return {"", ""};
+  std::sort(steps.rbegin(), steps.rend());
+  std::string refused;
+  for (const std::string& st : steps) {
+    try {
+      read_checkpoint_state(root + "/" + st);
+      return {root + "/" + st, why + "; resuming from the newest checkpoint that verifies, " + st +
+                                   (refused.empty() ? "" : " (refused: " + refused + ")")};
+    } catch (const Error& e) {
+      refused += (refused.empty() ? "" : "; ") + st + ": " + e.what();
+    }
+  }
+  throw Error(ExitCode::checkpoint, why + ", and no checkpoint in '" + root + "' verifies: " + refused);
 }
 
 int64_t committed_step(const std::string& run_dir) {
@@ -192,14 +236,39 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
   }
   CheckpointState s;
   try {
-    if (st.value("format", "") != "switchyard-checkpoint")
+    if (!st.is_object() || st.value("format", "") != "switchyard-checkpoint")
       throw Error(ExitCode::checkpoint, "'" + path + "' is not a switchyard checkpoint");
-    if (st.at("version").get<int>() != kCheckpointVersion)
+    const int version = st.at("version").is_number_integer() ? st.at("version").get<int>() : -1;
+    if (version != kCheckpointVersion && version != 1)
       throw Error(ExitCode::checkpoint, fmt::format("'{}': checkpoint format version {}, this build "
-                                                    "reads version {}",
+                                                    "reads versions 1 and {}",
                                                     path, st.at("version").dump(), kCheckpointVersion));
-    for (const auto& [file, sum] : st.at("files").items()) {
+    if (version >= 2) {
+      if (!st.contains("state_sha256") || !st["state_sha256"].is_string())
+        throw Error(ExitCode::checkpoint, "'" + path + "' has no state_sha256: its content is not covered");
+      if (state_digest(st) != st["state_sha256"].get<std::string>())
+        throw Error(ExitCode::checkpoint, "'" + path + "' fails its own checksum (state_sha256): it "
+                                                       "was edited or is corrupt");
+    } else {
+      log_warn("'{}' is a version 1 checkpoint: its state.json carries no checksum of its own", path);
+    }
+    // The file list must cover the directory: a shortened list must not turn
+    // checksums off.
+    const json& files = st.at("files");
+    if (!files.is_object()) throw Error(ExitCode::checkpoint, "'" + path + "': \"files\" is not an object");
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string f = e.path().filename().string();
+      if (f != "state.json" && !files.contains(f))
+        throw Error(ExitCode::checkpoint, "'" + path + "' does not list the checkpoint's file '" + f +
+                                              "' (its file list was shortened or the file added)");
+    }
+    for (const char* index : {"model.safetensors.index.json", "optimizer.safetensors.index.json"})
+      if (!files.contains(index))
+        throw Error(ExitCode::checkpoint, "'" + path + "' does not list '" + index + "'");
+    for (const auto& [file, sum] : files.items()) {
       const std::string f = dir + "/" + file;
+      if (file.find('/') != std::string::npos || !sum.is_string())
+        throw Error(ExitCode::checkpoint, "'" + path + "': bad file entry '" + file + "'");
       if (!fs::exists(f)) throw Error(ExitCode::checkpoint, "checkpoint file '" + f + "' is missing");
       const std::string got = sha256_file(f);
       if (got != sum.get<std::string>())
@@ -216,39 +285,30 @@ CheckpointState read_checkpoint_state(const std::string& dir) {
     s.ep = st.at("layout").at("expert_parallel").get<int>();
     s.fingerprint = st.at("fingerprint");
     s.config_yaml = st.at("config").get<std::string>();
+    if (s.step < 0 || s.adam_steps < 0 || s.skipped_steps < 0 || s.loader_consumed < 0 ||
+        s.tokens_seen < 0 || s.world < 1 || s.ep < 1 || !s.fingerprint.is_object())
+      throw Error(ExitCode::checkpoint, "'" + path + "' holds impossible values (negative counters "
+                                                     "or an empty layout)");
   } catch (const json::exception& e) {
     throw Error(ExitCode::checkpoint, "'" + path + "' is malformed: " + e.what());
   }
   return s;
 }
 
-void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v) {
+void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v,
+                             bool experts_sharded) {
   const size_t bytes = params.values().bytes();
   std::vector<char> host(bytes);
-  read_param_blocks(dir, "model.safetensors.index.json", params, {host.data()}, {""});
+  read_param_blocks(dir, "model.safetensors.index.json", params, {host.data()}, {""}, nullptr,
+                    experts_sharded);
   params.ops().from_host(params.values(), host.data());
   if (m.empty()) return;
   std::vector<char> moments(2 * bytes);
   read_param_blocks(dir, "optimizer.safetensors.index.json", params,
-                    {moments.data(), moments.data() + bytes}, {"exp_avg.", "exp_avg_sq."});
+                    {moments.data(), moments.data() + bytes}, {"exp_avg.", "exp_avg_sq."}, nullptr,
+                    experts_sharded);
   params.ops().from_host(m, moments.data());
   params.ops().from_host(v, moments.data() + bytes);
-}
-
-void verify_checkpoint(const std::string& dir) {
-  read_checkpoint_state(dir);  // checksums of every file
-  for (const char* index : {"model.safetensors.index.json", "optimizer.safetensors.index.json"}) {
-    std::ifstream in(dir + "/" + index);
-    const json map = json::parse(in).at("weight_map");
-    std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
-    for (const auto& [name, file] : map.items()) {
-      auto& f = files[file.get<std::string>()];
-      if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file.get<std::string>());
-      if (!f->tensors().count(name))
-        throw Error(ExitCode::checkpoint, "'" + dir + "/" + index + "' maps tensor '" + name +
-                                              "' to '" + file.get<std::string>() + "', which lacks it");
-    }
-  }
 }
 
 std::string describe_checkpoint(const std::string& dir) {
@@ -259,18 +319,20 @@ std::string describe_checkpoint(const std::string& dir) {
                      dir, s.step, s.tokens_seen, s.adam_steps, s.skipped_steps, s.world, s.ep,
                      s.loader_consumed);
   for (const auto& [k, val] : s.router_state) out << "  router state " << k << ": " << val.size() << " values\n";
-  std::ifstream in(dir + "/model.safetensors.index.json");
-  const json map = json::parse(in).at("weight_map");
+  const std::map<std::string, std::string> map = read_weight_map(dir + "/model.safetensors.index.json");
   std::map<std::string, std::unique_ptr<SafeTensorsFile>> files;
   int64_t total = 0;
-  for (const auto& [name, file] : map.items()) {
-    auto& f = files[file.get<std::string>()];
-    if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file.get<std::string>());
-    const SafeTensor& t = f->tensors().at(name);
+  for (const auto& [name, file] : map) {
+    auto& f = files[file];
+    if (!f) f = std::make_unique<SafeTensorsFile>(dir + "/" + file);
+    auto t = f->tensors().find(name);
+    if (t == f->tensors().end())
+      throw Error(ExitCode::checkpoint, "'" + dir + "/model.safetensors.index.json' maps tensor '" +
+                                            name + "' to '" + file + "', which lacks it");
     int64_t n = 1;
-    for (int64_t d : t.shape) n *= d;
+    for (int64_t d : t->second.shape) n *= d;
     total += n;
-    out << fmt::format("  {:<44} {} [{}]  {}\n", name, t.dtype, fmt::join(t.shape, ", "), file.get<std::string>());
+    out << fmt::format("  {:<44} {} [{}]  {}\n", name, t->second.dtype, fmt::join(t->second.shape, ", "), file);
   }
   out << fmt::format("  {} tensors, {} parameters\n", map.size(), total);
   return out.str();

@@ -3,7 +3,10 @@
 //   model-rank-R.safetensors, optimizer-rank-R.safetensors   tensors by logical name
 //   model.safetensors.index.json, optimizer.safetensors.index.json
 //   state.json   step, counters, loader and router state, resolved config, the
-//                fingerprint resume compares, library versions, SHA-256 of every file
+//                fingerprint resume compares, library versions, SHA-256 of every
+//                other file of the directory, and `state_sha256`: the SHA-256 of
+//                state.json's own content (without that field), so that an edited
+//                step, loader position or file list is refused like a flipped byte
 // Written into a temporary directory, fsynced, renamed; `checkpoints/latest` names
 // the newest committed one and is replaced atomically. A crash at any point of a
 // save leaves the previous checkpoint intact and `latest` pointing at it.
@@ -19,7 +22,9 @@
 
 namespace sy {
 
-constexpr int kCheckpointVersion = 1;
+// Version 2 added state_sha256; version 1 checkpoints still load (with a warning:
+// their state.json is not covered by a checksum).
+constexpr int kCheckpointVersion = 2;
 
 struct CheckpointState {
   int64_t step = 0;           // optimizer steps completed
@@ -48,19 +53,30 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
                             const ShardPlan& plan, Communicator& world, int keep_last,
                             const std::string& protect = "");
 
-// "auto": the checkpoint `latest` names ("" when there is none: a fresh start);
-// anything else: that directory, which must exist.
-std::string resolve_resume(const std::string& run_dir, const std::string& spec);
+// Where a resume starts. "auto": the checkpoint `latest` names; when `latest` is
+// missing, empty or names a directory that is gone while step_* checkpoints exist,
+// the newest one that verifies (and `note` says so). `dir` is "" when the run
+// directory holds no checkpoint at all: a fresh start. Anything else: that
+// directory, which must hold a checkpoint. Throws Error(checkpoint) when
+// checkpoints exist but none verifies.
+struct ResumePoint {
+  std::string dir;
+  std::string note;  // what was chosen instead of `latest`, and why ("" if nothing)
+};
+ResumePoint resolve_resume(const std::string& run_dir, const std::string& spec);
 // The step of the checkpoint `latest` names, from its state.json alone (no
 // checksums read); -1 when there is none or it cannot be parsed.
 int64_t committed_step(const std::string& run_dir);
-// Parses state.json and checks the format version and every file's checksum.
+// Parses state.json and checks the format version, state.json's own checksum, that
+// its file list covers every file of the directory, and every file's checksum.
 // Throws Error(checkpoint) naming the file.
 CheckpointState read_checkpoint_state(const std::string& dir);
 // Fills params (and m, v unless empty) by logical name, from any layout.
-void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v);
-// `switchyard verify` / `inspect`.
-void verify_checkpoint(const std::string& dir);
+// experts_sharded: params hold this rank's share of the experts (expert parallelism).
+void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor m, Tensor v,
+                             bool experts_sharded = false);
+// `switchyard inspect`. (`verify` builds the saved model and loads the checkpoint
+// into it exactly as a resume does: src/train/verify.h.)
 std::string describe_checkpoint(const std::string& dir);
 // Names of the fields whose values differ (fingerprints of two configs).
 std::vector<std::string> fingerprint_changes(const nlohmann::json& saved, const nlohmann::json& now);

@@ -205,6 +205,37 @@ class Emitter {
   YAML::Emitter& out_;
 };
 
+// Config → "a.b" → value text.
+class Flattener {
+ public:
+  explicit Flattener(std::map<std::string, std::string>& out) : out_(out) {}
+  template <class T>
+  void field(const char* key, T& v) {
+    if constexpr (std::is_same_v<T, std::string>) out_[path(key)] = v;
+    else if constexpr (std::is_same_v<T, bool>) out_[path(key)] = v ? "true" : "false";
+    else out_[path(key)] = fmt::format("{}", v);
+  }
+  template <class E>
+  void choice(const char* key, E& v, const Choices<E>& choices) {
+    for (const auto& c : choices)
+      if (c.second == v) out_[path(key)] = c.first;
+  }
+  void section(const char* key, const std::function<void()>& body) {
+    prefix_.push_back(key);
+    body();
+    prefix_.pop_back();
+  }
+
+ private:
+  std::string path(const char* key) const {
+    std::string p;
+    for (const std::string& s : prefix_) p += s + ".";
+    return p + key;
+  }
+  std::map<std::string, std::string>& out_;
+  std::vector<std::string> prefix_;
+};
+
 // "a.b.c=value" applied to the YAML tree; the value is parsed as YAML.
 void apply_override(YAML::Node root, const std::string& spec, std::set<std::string>& overridden,
                     Locations& where) {
@@ -331,6 +362,55 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   std::stringstream ss;
   ss << in.rdbuf();
   return parse_config(ss.str(), path, overrides);
+}
+
+std::map<std::string, std::string> config_values(const Config& c) {
+  std::map<std::string, std::string> out;
+  Flattener f(out);
+  Config copy = c;
+  visit_config(f, copy);
+  return out;
+}
+
+bool fixed_across_resume(const std::string& key) {
+  static const std::set<std::string> fixed = {
+      "seed", "moe.num_experts", "moe.router", "moe.every", "moe.expert_d_ff", "moe.expert_kind",
+      "data.source", "data.synthetic_tokens", "data.synthetic_branching", "data.eval_fraction",
+      "train.seq_len"};
+  return (key.rfind("model.", 0) == 0 && key != "model.init_std") || fixed.count(key) > 0;
+}
+
+std::vector<std::string> resume_changes(const std::string& saved_yaml, const Config& now) {
+  // The saved YAML is read key by key (not through the binder): an older version's
+  // config may lack keys or hold retired ones, and is still compared where it can be.
+  std::map<std::string, std::string> saved;
+  try {
+    const std::function<void(const YAML::Node&, const std::string&)> walk =
+        [&](const YAML::Node& n, const std::string& prefix) {
+          for (auto it = n.begin(); it != n.end(); ++it) {
+            const std::string key = prefix + it->first.Scalar();
+            if (it->second.IsMap()) walk(it->second, key + ".");
+            else if (it->second.IsScalar()) saved[key] = it->second.Scalar();
+          }
+        };
+    const YAML::Node root = YAML::Load(saved_yaml);
+    if (root.IsMap()) walk(root, "");
+  } catch (const YAML::Exception&) {
+    return {"the checkpoint's saved config: not readable YAML"};
+  }
+  std::vector<std::string> changed;
+  for (const auto& [key, value] : config_values(now)) {
+    if (!fixed_across_resume(key)) continue;
+    auto it = saved.find(key);
+    if (it == saved.end()) continue;  // a key the saving version did not have
+    // Numbers compare by value (1e-3 and 0.001 are one value).
+    char* end_a = nullptr;
+    char* end_b = nullptr;
+    const double a = std::strtod(it->second.c_str(), &end_a), b = std::strtod(value.c_str(), &end_b);
+    const bool numeric = !it->second.empty() && !value.empty() && *end_a == '\0' && *end_b == '\0';
+    if (numeric ? a != b : it->second != value) changed.push_back(key + ": " + it->second + " → " + value);
+  }
+  return changed;
 }
 
 std::string to_yaml(const Config& c) {

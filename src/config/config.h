@@ -2,6 +2,7 @@
 // The whole configuration of a run: typed sections, each validated where it is
 // defined (model/, optim/, data/), bound from strict YAML here.
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -69,5 +70,17 @@ Config parse_config(const std::string& yaml_text, const std::string& origin,
                     const std::vector<std::string>& overrides = {});
 // The fully resolved config as YAML (every key, defaults included).
 std::string to_yaml(const Config& c);
+
+// Every key of the schema with its value as text ("model.d_model" → "128").
+std::map<std::string, std::string> config_values(const Config& c);
+// The keys a resume must not change: they define the model's function and its
+// parameters, the data and its order (model.*, the experts' structure, the data
+// source and split, seed). Optimiser, schedule, routing and evaluation settings,
+// logging, checkpointing, backend and layout may change.
+bool fixed_across_resume(const std::string& key);
+// "key: old → new" for every fixed key whose value differs between the config a
+// checkpoint saved (resolved YAML) and `now`. A saved config that no longer parses
+// (an older version's) is compared on the keys it still has.
+std::vector<std::string> resume_changes(const std::string& saved_yaml, const Config& now);
 
 }  // namespace sy

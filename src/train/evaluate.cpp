@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "checkpoint/model_io.h"
+#include "core/errors.h"
 #include "core/log.h"
 #include "train/trainer.h"
 
@@ -17,10 +18,27 @@ int run_eval(const std::string& run_dir, const std::string& split,
   cfg.parallel.expert_parallel = 1;  // evaluation holds every expert, whatever the run's layout
   auto ops = make_ops(cfg.backend);
   Trainer trainer(cfg, *ops, split);
-  load_params_from_run(run_dir, trainer.model().params());
+  // Weights checked against weights.json and for non-finite values (exit 5), with
+  // the router state trained beside them (expert-choice thresholds).
+  const RouterState state = load_params_from_run(run_dir, trainer.model().params());
+  const int layers_set = trainer.set_router_state(state);
+  if (cfg.moe.enabled() && cfg.moe.router == RouterKind::expert_choice && layers_set == 0) {
+    if (cfg.moe.eval_routing == EvalRouting::threshold)
+      throw Error(ExitCode::bad_input,
+                  "moe.expert_choice.eval_routing = threshold needs the thresholds trained with the "
+                  "weights, and '" + run_dir + "' holds none (a run of an older version); evaluate "
+                  "with --set moe.expert_choice.eval_routing=groups");
+    trainer.set_threshold_rule_available(false);
+    log_warn("'{}' holds no trained expert-choice thresholds: evaluating with the group rule only",
+             run_dir);
+  }
   const EvalStats e = trainer.evaluate(/*max_batches=*/0);
   nlohmann::json j = {{"split", split},           {"nll", e.nll},   {"ppl", e.ppl},
                       {"targets", e.targets},     {"words", e.words}};
+  if (e.ppl_groups > 0) {
+    j["ppl_groups"] = e.ppl_groups;
+    j["ppl_threshold"] = e.ppl_threshold;
+  }
   if (e.word_ppl > 0) j["word_ppl"] = e.word_ppl;
   if (rank == 0) {
     std::ofstream(run_dir + "/eval_" + split + ".json") << j.dump(2) << "\n";

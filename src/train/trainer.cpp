@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -19,9 +22,23 @@
 #include "checkpoint/checkpoint.h"
 #include "core/sha256.h"
 #include "train/faults.h"
+#include "train/run_dir.h"
 #include "train/signals.h"
 
 namespace sy {
+
+// Writes `text` to `path` (via a temporary file and a rename), or says why not.
+static void write_text_file(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << text;
+    if (!out.flush())
+      throw Error(ExitCode::bad_input, "cannot write '" + tmp + "' (disk full or read-only?)");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw Error(ExitCode::bad_input, "cannot write '" + path + "': " + std::strerror(errno));
+}
 
 // The mesh, with the collective timeout set first: NCCL waits poll against it from
 // the communicator's first collective on.
@@ -199,7 +216,7 @@ EvalStats Trainer::evaluate(int64_t max_batches) {
   const int64_t all = eval_data_->eval_batches();
   const int64_t n = max_batches == 0 ? all : std::min(max_batches, all);
   const bool both_rules = moe_ && cfg_.moe.router == RouterKind::expert_choice &&
-                          cfg_.model.arch == Arch::decoder;
+                          cfg_.model.arch == Arch::decoder && threshold_rule_available_;
   if (!both_rules) return evaluate_once(n);
   // Expert choice in a decoder: the configured rule, plus the other one, because
   // the gap between them measures how much routing peeks at future tokens.
@@ -310,17 +327,44 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   metrics_.write(j);
 }
 
+RouterState Trainer::router_state() const {
+  RouterState state;
+  if (moe_)
+    for (MoeLayer* l : moe_->layers())
+      if (!l->router().thresholds().empty())
+        state[fmt::format("blocks.{}.moe.router.thresholds", l->layer())] = l->router().thresholds();
+  return state;
+}
+
+int Trainer::set_router_state(const RouterState& state) {
+  int set = 0;
+  if (moe_)
+    for (MoeLayer* l : moe_->layers()) {
+      auto it = state.find(fmt::format("blocks.{}.moe.router.thresholds", l->layer()));
+      if (it == state.end()) continue;
+      l->router().set_thresholds(it->second);
+      ++set;
+    }
+  return set;
+}
+
 void Trainer::save_weights() {
   // One copy of every tensor: the dense weights from rank 0, each expert from the
-  // first data-parallel replica that holds it.
+  // first data-parallel replica that holds it; the router state (expert-choice
+  // thresholds, equal on every rank) with rank 0's file. weights.json, with the
+  // checksums, is written last.
   const std::map<std::string, std::string> meta = {{"format", "switchyard"}};
   if (mesh_.ep == 1) {
-    if (rank_ == 0) save_params(cfg_.run.dir + "/model.safetensors", model_->params(), meta);
+    if (rank_ == 0) save_params(cfg_.run.dir + "/model.safetensors", model_->params(), meta, router_state());
   } else if (mesh_.dp_rank == 0) {
-    save_params_sharded(cfg_.run.dir, mesh_.ep_rank, model_->params(), meta);
+    save_params_sharded(cfg_.run.dir, mesh_.ep_rank, model_->params(), meta, router_state());
   }
   mesh_.world_comm->barrier();
-  if (mesh_.ep > 1 && rank_ == 0) write_shard_index(cfg_.run.dir);
+  if (rank_ == 0) {
+    if (mesh_.ep > 1) write_shard_index(cfg_.run.dir);
+    write_weights_manifest(cfg_.run.dir);
+  }
+  mesh_.world_comm->barrier();
   log_info("final weights in {}", cfg_.run.dir);
 }
 
@@ -350,9 +394,7 @@ std::string Trainer::save_checkpoint_now(int64_t steps_done) {
   st.adam_steps = adam_->steps_taken();
   st.skipped_steps = skipped_steps_;
   st.loader_consumed = train_data_->state().consumed;
-  if (moe_)
-    for (MoeLayer* l : moe_->layers())
-      st.router_state[fmt::format("blocks.{}.moe.router.thresholds", l->layer())] = l->router().thresholds();
+  st.router_state = router_state();
   st.config_yaml = to_yaml(cfg_);
   st.fingerprint = fingerprint();
   st.world = mesh_.world;
@@ -370,21 +412,22 @@ std::string Trainer::save_checkpoint_now(int64_t steps_done) {
 
 int64_t Trainer::restore_checkpoint(const std::string& dir) {
   const CheckpointState st = read_checkpoint_state(dir);
-  const std::vector<std::string> changed = fingerprint_changes(st.fingerprint, fingerprint());
+  // The config keys that define the model and the data, then what the config does
+  // not say (the global batch, the prepared data's manifest).
+  std::vector<std::string> changed = resume_changes(st.config_yaml, cfg_);
+  for (const std::string& c : fingerprint_changes(st.fingerprint, fingerprint()))
+    if (c.rfind("global_batch_rows", 0) == 0 || c.rfind("data.manifest", 0) == 0) changed.push_back(c);
   if (!changed.empty()) {
     std::string msg = "cannot resume from '" + dir + "': the run changed in ways that make resuming meaningless:";
     for (const std::string& c : changed) msg += "\n  " + c;
     throw Error(ExitCode::bad_input, msg + "\n(start a new run directory, or restore these settings)");
   }
-  load_checkpoint_tensors(dir, model_->params(), adam_->first_moments(), adam_->second_moments());
+  load_checkpoint_tensors(dir, model_->params(), adam_->first_moments(), adam_->second_moments(),
+                          mesh_.ep > 1);
   adam_->set_steps_taken(st.adam_steps);
   skipped_steps_ = st.skipped_steps;
   train_data_->restore(LoaderState{st.loader_consumed, 0});
-  if (moe_)
-    for (MoeLayer* l : moe_->layers()) {
-      auto it = st.router_state.find(fmt::format("blocks.{}.moe.router.thresholds", l->layer()));
-      if (it != st.router_state.end()) l->router().set_thresholds(it->second);
-    }
+  set_router_state(st.router_state);
   resumed_from_ = dir;
   log_info("resumed from {} (step {}, saved on {} rank(s) with expert parallelism {})", dir, st.step,
            st.world, st.ep);
@@ -395,27 +438,63 @@ void Trainer::open_metrics(int64_t first_step) {
   if (rank_ == 0) metrics_ = MetricsWriter(cfg_.run.dir + "/metrics.jsonl", first_step > 0 ? first_step : -1);
 }
 
-TrainResult Trainer::run(const std::string& resume) {
+// Rank 0 checks the run directory before anything in it changes: it can be created
+// and written, no other trainer holds it, and it holds no other run unless the user
+// resumes it or asked for a fresh start. Throws Error(bad_input) saying which.
+void Trainer::claim_run_dir(bool resuming, bool fresh) {
   namespace fs = std::filesystem;
-  const TrainConfig& t = cfg_.train;
+  const std::string& dir = cfg_.run.dir;
   std::error_code ec;
-  fs::create_directories(cfg_.run.dir, ec);
-  if (ec)
+  fs::create_directories(dir, ec);
+  if (ec || !fs::is_directory(dir))
+    throw Error(ExitCode::bad_input, "run.dir: cannot create '" + dir + "': " +
+                                         (ec ? ec.message() : std::string("a file is in the way")));
+  run_lock_ = DirLock::acquire(dir, "training");
+  const std::vector<std::string> found = existing_run_files(dir);
+  if (!resuming && !fresh && !found.empty())
     throw Error(ExitCode::bad_input,
-                "run.dir: cannot create '" + cfg_.run.dir + "': " + ec.message());
-  add_log_file(cfg_.run.dir + "/log.txt");
-  if (rank_ == 0) std::ofstream(cfg_.run.dir + "/config.yaml") << to_yaml(cfg_);
+                fmt::format("run.dir '{}' already holds a run ({}); nothing was changed. Continue it "
+                            "with --resume auto, start over with --fresh (its files are moved to "
+                            "{}/replaced-<time>/), or set another run.dir",
+                            dir, fmt::join(found, ", "), dir));
+}
+
+TrainResult Trainer::run(const std::string& resume, bool fresh) {
+  const TrainConfig& t = cfg_.train;
+  if (fresh && !resume.empty())
+    throw Error(ExitCode::bad_input, "--fresh and --resume exclude each other: --fresh starts over, "
+                                     "--resume continues");
+  TrainResult r;
+  auto stopped_before_start = [&] {
+    // A stop (SIGTERM/SIGINT) that came before the first step: every rank agrees at
+    // the same point and leaves with exit 3, having written nothing.
+    if (mesh_.world_comm->all_reduce_max(stop_requested() ? 1 : 0) == 0) return false;
+    log_warn("stopped by a signal before the first step: nothing written (exit code 3)");
+    r.exit_code = static_cast<int>(ExitCode::preempted);
+    return true;
+  };
+  if (rank_ == 0) claim_run_dir(!resume.empty(), fresh);
+  mesh_.world_comm->barrier();
+  if (stopped_before_start()) return r;
+  // Every check that can refuse the run comes before anything is written.
   int64_t first_step = 0;
   if (!resume.empty()) {
-    const std::string dir = resolve_resume(cfg_.run.dir, resume);
-    if (!dir.empty()) {
-      first_step = restore_checkpoint(dir);  // (reads and verifies the checkpoint once)
+    const ResumePoint from = resolve_resume(cfg_.run.dir, resume);
+    if (!from.note.empty()) log_warn("resume: {}", from.note);
+    if (!from.dir.empty()) {
+      first_step = restore_checkpoint(from.dir);  // (reads and verifies the checkpoint once)
     } else {
       log_info("resume auto: no checkpoint in {}/checkpoints yet, starting fresh", cfg_.run.dir);
     }
   }
+  if (stopped_before_start()) return r;
+  if (rank_ == 0) {
+    if (fresh && !existing_run_files(cfg_.run.dir).empty())
+      log_warn("--fresh: the previous run's files are now in {}", move_run_aside(cfg_.run.dir));
+    write_text_file(cfg_.run.dir + "/config.yaml", to_yaml(cfg_));
+  }
+  add_log_file(cfg_.run.dir + "/log.txt");
   open_metrics(first_step);
-  install_stop_handlers();
 
   const ParamStore& ps = model_->params();
   log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}",
@@ -442,7 +521,6 @@ TrainResult Trainer::run(const std::string& resume) {
   }
 
   const bool tty = cfg_.run.progress && isatty(STDERR_FILENO);
-  TrainResult r;
   Timer total, window;
   int64_t window_tokens = 0;
   r.steps = first_step;

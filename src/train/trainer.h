@@ -5,6 +5,7 @@
 #include <memory>
 #include <string>
 
+#include "checkpoint/model_io.h"
 #include "config/config.h"
 #include "data/dataset.h"
 #include "data/loader.h"
@@ -14,6 +15,7 @@
 #include "optim/adam.h"
 #include <nlohmann/json.hpp>
 
+#include "core/dir_lock.h"
 #include "train/metrics.h"
 #include "train/watchdog.h"
 
@@ -66,13 +68,21 @@ class Trainer {
   // Evaluates train.eval_batches batches of the evaluation split (0: all of it).
   EvalStats evaluate(int64_t max_batches = -1);
   // The whole run: writes config.yaml, metrics.jsonl and log.txt under cfg.run.dir.
-  // resume: "" (fresh), "auto" (the latest checkpoint of run.dir, if any) or a
-  // checkpoint directory.
-  TrainResult run(const std::string& resume = "");
+  // resume: "" (a new run: run.dir must not hold another one), "auto" (the latest
+  // checkpoint of run.dir, if any) or a checkpoint directory. fresh: start over in
+  // a run.dir that holds a run, moving its files aside first.
+  TrainResult run(const std::string& resume = "", bool fresh = false);
   // Checkpointing (collective).
   std::string save_checkpoint_now(int64_t steps_done);
   int64_t restore_checkpoint(const std::string& dir);  // returns the step to continue from
   nlohmann::json fingerprint() const;
+  // Training state saved with the weights (expert-choice thresholds), by name;
+  // set_router_state returns how many MoE layers it set.
+  RouterState router_state() const;
+  int set_router_state(const RouterState& state);
+  // Without trained thresholds, an expert-choice decoder is evaluated under the
+  // group rule alone (the threshold rule would measure untrained thresholds).
+  void set_threshold_rule_available(bool available) { threshold_rule_available_ = available; }
 
   Transformer& model() { return *model_; }
   MoeModel* moe() { return moe_.get(); }
@@ -89,6 +99,7 @@ class Trainer {
   double gradient_norm();
   void save_weights();
   void open_metrics(int64_t first_step);
+  void claim_run_dir(bool resuming, bool fresh);
   EvalStats evaluate_once(int64_t n_batches);
   Config cfg_;
   Ops& ops_;
@@ -110,6 +121,8 @@ class Trainer {
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<Loader> train_data_, eval_data_;
   MetricsWriter metrics_;
+  DirLock run_lock_;
+  bool threshold_rule_available_ = true;  // rank 0: held from the first check to the end of the run
 };
 
 }  // namespace sy

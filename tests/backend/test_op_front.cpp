@@ -233,10 +233,15 @@ TEST_F(OpFront, EmptyCallsNeverReachTheBackend) {
   auto b = f(6);
   ops.gemm(false, false, 0, 3, 2, 1.0, e, as_tensor(b, {6}), 0.0, e);  // M = 0: nothing to do
   EXPECT_TRUE(ops.calls.empty());
-  // K = 0 is not empty: C = beta·C must still be written.
+  // K = 0 is not empty: C = beta·C must still be written, by the front, the same
+  // way for every backend (beta = 0: a fill that never reads C; else a scale).
   auto c = f(6);
   ops.gemm(false, false, 2, 3, 0, 1.0, e, e, 0.0, as_tensor(c, {6}));
-  EXPECT_EQ(ops.calls, std::vector<std::string>{"gemm"});
+  EXPECT_EQ(ops.calls, std::vector<std::string>{"fill"});
+  ops.gemm_strided_batched(false, false, 1, 3, 0, 1.0, e, 0, e, 0, 0.5, as_tensor(c, {6}), 3, 2);
+  EXPECT_EQ(ops.calls, (std::vector<std::string>{"fill", "scale", "scale"}));
+  ops.gemm(false, false, 2, 3, 0, 1.0, e, e, 1.0, as_tensor(c, {6}));  // beta = 1: nothing to do
+  EXPECT_EQ(ops.calls.size(), 3u);
 }
 
 }  // namespace

@@ -101,7 +101,7 @@ cp -r "$ck" "$dir/missing"
 rm "$dir/missing/model-rank-0.safetensors"
 expect 5 "model-rank-0.safetensors' is missing" "$bin" verify "$dir/missing"
 cp -r "$ck" "$dir/version"
-sed -i 's/"version": 1/"version": 99/' "$dir/version/state.json"
+sed -i 's/"version": 2/"version": 99/' "$dir/version/state.json"
 expect 5 "checkpoint format version 99" "$bin" verify "$dir/version"
 expect 2 "train.seq_len: 16 → 8" train1 --set run.dir="$dir/a" --resume auto --set train.seq_len=8
 echo "ok: corruption matrix refused with exit 5; a changed field refused with exit 2"

@@ -39,14 +39,17 @@ def load(path):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n]); header.pop("__metadata__", None)
     return {k: np.frombuffer(data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]],
-                             dtype=np.float32).reshape(v["shape"]) for k, v in header.items()}
-def weights(name):
+                             dtype={"F32": np.float32, "F64": np.float64}[v["dtype"]]).reshape(v["shape"])
+            for k, v in header.items()}
+def weights(name):  # the parameters (not the router state saved beside them)
     run = os.path.join(d, name)
     if os.path.exists(os.path.join(run, "model.safetensors")):
-        return load(os.path.join(run, "model.safetensors"))
-    index = json.load(open(os.path.join(run, "model.safetensors.index.json")))["weight_map"]
-    files = {f: load(os.path.join(run, f)) for f in set(index.values())}
-    return {k: files[f][k] for k, f in index.items()}
+        w = load(os.path.join(run, "model.safetensors"))
+    else:
+        index = json.load(open(os.path.join(run, "model.safetensors.index.json")))["weight_map"]
+        files = {f: load(os.path.join(run, f)) for f in set(index.values())}
+        w = {k: files[f][k] for k, f in index.items()}
+    return {k: v for k, v in w.items() if not k.endswith(".moe.router.thresholds")}
 def rel(a, b):
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 worst = 0.0
@@ -74,7 +77,7 @@ for router in ["switch_top1", "gshard_top2", "noisy_topk", "expert_choice"]:
                 names = load(os.path.join(d, name, f"model-rank-{r}.safetensors")).keys()
                 experts = {int(k.split(".experts.")[1].split(".")[0]) for k in names if ".experts." in k}
                 assert experts == set(range(r * 4 // ep, (r + 1) * 4 // ep)), (name, r, experts)
-                dense = [k for k in names if ".experts." not in k]
+                dense = [k for k in names if ".experts." not in k and not k.endswith("thresholds")]
                 assert (len(dense) > 0) == (r == 0), (name, r, "dense weights only on rank 0")
 strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k and k not in ("tokens_per_s", "gflops", "a2a_share_of_step")} for r in rows]
 assert strip(metrics("again-np4-ep2")) == strip(metrics("gshard_top2-np4-ep2")), "multi-rank runs differ"

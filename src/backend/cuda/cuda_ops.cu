@@ -224,8 +224,7 @@ void CudaOps::fill_impl(Tensor x, double value) {
 
 // Row-major C[M,N] = op(A)·op(B) is column-major Cᵀ[N,M] = op(B)ᵀ·op(A)ᵀ: cuBLAS gets
 // B first, A second, and the dims swapped; leading dims are the row-major widths
-// (at least 1, as cuBLAS requires even for an empty K). K = 0 is cuBLAS's to handle:
-// C = β·C, and β = 0 writes zeros without reading C, as BLAS does.
+// (at least 1, as cuBLAS requires). K ≥ 1 here: the front handles K = 0.
 void CudaOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                         const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
                         Tensor C, int64_t sc, int64_t batch) {

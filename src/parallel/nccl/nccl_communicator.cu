@@ -15,6 +15,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <exception>
 #include <thread>
 
 #include "core/errors.h"
@@ -73,8 +74,16 @@ class NcclCommunicator final : public Communicator {
     SY_NCCL(ncclCommInitRank(&comm_, host_->size(), id, host_->rank()));
     SY_CUDA_RT(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   }
-  // Checked to the end: an error here is a fault nothing waited for before.
+  // Checked to the end: an error here is a fault nothing waited for before. While an
+  // error unwinds the stack, the peers may be waiting in a collective that will
+  // never come: finalising would wait for them (NCCL's teardown barrier has no
+  // timeout), so the communicator is aborted instead and the error reaches the
+  // fatal path that ends every rank.
   ~NcclCommunicator() override {
+    if (std::uncaught_exceptions() > 0) {
+      if (comm_) ncclCommAbort(comm_);
+      return;
+    }
     if (scratch_) SY_CUDA_RT(cudaFree(scratch_));
     if (comm_) {
       SY_NCCL(ncclCommFinalize(comm_));  // flushes what is still in flight
