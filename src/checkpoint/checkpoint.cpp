@@ -338,6 +338,8 @@ std::string describe_checkpoint(const std::string& dir) {
   return out.str();
 }
 
+std::string checkpoint_state_digest(const json& state) { return state_digest(state); }
+
 std::vector<std::string> fingerprint_changes(const json& saved, const json& now) {
   std::vector<std::string> changed;
   for (const auto& [k, val] : now.items())

@@ -78,6 +78,9 @@ void load_checkpoint_tensors(const std::string& dir, ParamStore& params, Tensor 
 // `switchyard inspect`. (`verify` builds the saved model and loads the checkpoint
 // into it exactly as a resume does: src/train/verify.h.)
 std::string describe_checkpoint(const std::string& dir);
+// The SHA-256 state.json records of its own content (`state` without its
+// state_sha256 field). For tools that rewrite a checkpoint on purpose, and tests.
+std::string checkpoint_state_digest(const nlohmann::json& state);
 // Names of the fields whose values differ (fingerprints of two configs).
 std::vector<std::string> fingerprint_changes(const nlohmann::json& saved, const nlohmann::json& now);
 

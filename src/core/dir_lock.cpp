@@ -46,8 +46,14 @@ DirLock& DirLock::operator=(DirLock&& o) noexcept {
   std::swap(fd_, o.fd_);
   return *this;
 }
+// A clean release empties the file: a lock file with content found later was left
+// by a process that died holding it. Closing releases the flock; the file stays.
 DirLock::~DirLock() {
-  if (fd_ >= 0) ::close(fd_);  // closing releases the flock; the file stays (see below)
+  if (fd_ < 0) return;
+  if (::ftruncate(fd_, 0) != 0) {
+    // Nothing to do about it: the next holder will only warn about a stale lock.
+  }
+  ::close(fd_);
 }
 
 // The lock file is never deleted: removing a locked file would let a process that
