@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -10,12 +11,14 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "core/version.h"
+#include "core/watchdog.h"
 #include "checkpoint/checkpoint.h"
 #include "data/prepare.h"
 #include "study/report.h"
 #include "study/sweep.h"
 #include "train/bench.h"
 #include "train/evaluate.h"
+#include "train/faults.h"
 #include "train/signals.h"
 #include "train/trainer.h"
 #include "train/verify.h"
@@ -161,9 +164,20 @@ int main(int argc, char** argv) {
   // A training run owns SIGTERM/SIGINT from its first instruction: a stop that comes
   // during start-up or a restore is honoured at the first point all ranks agree on
   // (exit 3), never the default death by signal (exit 143).
-  if (is_train(argc, argv)) sy::install_stop_handlers();
+  const bool train = is_train(argc, argv);
+  if (train) sy::install_stop_handlers();
+  // Under a launcher, the watchdog covers the job from MPI's start-up (a peer that
+  // never arrives) with SWITCHYARD_STARTUP_TIMEOUT_S (default 900 s) until the
+  // config's parallel.step_timeout_s takes over.
+  if (train && sy::launched_by_launcher()) {
+    const char* t = std::getenv("SWITCHYARD_STARTUP_TIMEOUT_S");
+    sy::Watchdog::get().start(t ? std::atof(t) : 900.0, "start-up");
+  }
   sy::init_process(&argc, &argv);
   const int rank = sy::world_rank();
+  if (sy::world_size() > 1) sy::Watchdog::get().set_rank(rank);
+  else sy::Watchdog::get().disarm();  // no peers to wait for
+  if (train) sy::maybe_stall(rank, "start");
   int code = 0;
   try {
     code = run(argc, argv, rank);
@@ -179,6 +193,9 @@ int main(int argc, char** argv) {
     sy::fatal(sy::ExitCode::internal, std::string("unexpected error: ") + e.what());
   }
   sy::flush_logs();
+  sy::Watchdog::get().phase("finalisation");
+  sy::maybe_stall(rank, "finalize");
   sy::finalize_process();
+  sy::Watchdog::get().disarm();
   return code;
 }

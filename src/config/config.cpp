@@ -305,7 +305,7 @@ void Config::validate(Problems& p) const {
   p.require(checkpoint.every >= 0, "checkpoint.every", checkpoint.every, "must be >= 0 (0: at the end only)");
   p.require(checkpoint.keep_last >= 1, "checkpoint.keep_last", checkpoint.keep_last, "must be positive");
   p.require(parallel.step_timeout_s >= 0, "parallel.step_timeout_s", parallel.step_timeout_s,
-            "must be >= 0 (0: no limit)");
+            "must be >= 0 (0 or .inf: no limit)");
   if (data.source == DataSource::bytes)
     p.require(model.vocab_size >= 256, "model.vocab_size", model.vocab_size,
               "must be at least 256 for data.source: bytes");

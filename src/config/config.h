@@ -39,7 +39,10 @@ struct CheckpointConfig {
 
 struct ParallelConfig {
   int64_t expert_parallel = 1;  // ep: ranks that share one copy of the experts
-  double step_timeout_s = 900;  // a step longer than this ends the job (exit 6); 0: never
+  // A phase (start-up, a restore, a step with its checkpoint, the final save,
+  // finalisation) longer than this ends the job (exit 6). 0, .inf or more than
+  // 1e8 s: no limit.
+  double step_timeout_s = 900;
 };
 
 struct Config {

@@ -20,6 +20,8 @@ bool launched_by_mpi() {
 }
 }  // namespace
 
+bool launched_by_launcher() { return launched_by_mpi(); }
+
 void init_process(int* argc, char*** argv) {
   if (!launched_by_mpi()) return;
   MPI_Init(argc, argv);

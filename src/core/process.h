@@ -6,6 +6,8 @@
 // plain processes start at once, as parallel tests do).
 namespace sy {
 
+// Whether a launcher (mpirun, mpiexec, srun) started this process.
+bool launched_by_launcher();
 void init_process(int* argc, char*** argv);
 void finalize_process();
 int world_rank();

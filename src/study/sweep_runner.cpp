@@ -1,10 +1,17 @@
 // The sweep's process runner: children are `switchyard train --resume auto`, each
 // in its own process group (so a terminal's Ctrl-C reaches the sweep alone, which
 // passes SIGTERM on: every child checkpoints and exits 3, and so does the sweep).
+// A child dies with the sweep (SIGTERM when the sweep is gone, even by SIGKILL), a
+// sweep directory has one sweep at a time (a lock), and a run directory still
+// locked by a trainer of an earlier sweep is waited for, not trained over.
 #include <csignal>
 #include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cerrno>
 #include <cstring>
@@ -17,7 +24,9 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
 
+#include "checkpoint/checkpoint.h"
 #include "config/config.h"
+#include "core/dir_lock.h"
 #include "core/errors.h"
 #include "core/log.h"
 #include "core/timer.h"
@@ -61,13 +70,29 @@ std::vector<std::string> train_command(const SweepSpec& spec, const SweepRun& r,
   return argv;
 }
 
-pid_t launch(const std::vector<std::string>& argv, const std::string& console) {
+// `direct`: the child is switchyard itself (not mpirun), which installs its stop
+// handlers first thing and unblocks the stop signals: until then they are held
+// blocked, so a stop that arrives while it starts is honoured (exit 3), not fatal.
+// (mpirun is not started with them blocked: it would never see the stop.)
+pid_t launch(const std::vector<std::string>& argv, const std::string& console, bool direct) {
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw Error(ExitCode::internal, std::string("sweep: fork failed: ") + std::strerror(errno));
   if (pid > 0) return pid;
   setpgid(0, 0);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
+  // The child stops when the sweep dies, however it dies (and at once if it
+  // already has).
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() != parent) _exit(static_cast<int>(ExitCode::preempted));
+  if (direct) {
+    sigset_t stops;
+    sigemptyset(&stops);
+    sigaddset(&stops, SIGTERM);
+    sigaddset(&stops, SIGINT);
+    sigprocmask(SIG_BLOCK, &stops, nullptr);
+  }
   const int fd = open(console.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (fd >= 0) {
     dup2(fd, STDOUT_FILENO);
@@ -146,6 +171,21 @@ void check_same_config(const SweepRun& r, const Config& want) {
                           "sweep file", r.dir, r.arm, r.seed, line, la, lb));
 }
 
+// A run directory whose trainer is still running (a sweep killed without its
+// children stopping first; they stop now, saving a checkpoint): wait for it.
+void wait_for_run_dir(const std::string& dir) {
+  for (int waited = 0;; ++waited) {
+    const std::string who = DirLock::holder(dir);
+    if (who.empty()) return;
+    if (waited == 0) log_warn("sweep: {} is still in use ({}); waiting for it to end", dir, who);
+    if (waited >= 600)
+      throw Error(ExitCode::bad_input,
+                  fmt::format("sweep: {} is still in use after 10 minutes ({}); stop that trainer or "
+                              "wait for it, then run the sweep again", dir, who));
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 }  // namespace
 
 int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string& exe) {
@@ -167,9 +207,12 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string&
     for (size_t i : todo) log_info("sweep: would run: {}", fmt::join(train_command(spec, runs[i], exe), " "));
     return 0;
   }
+  fs::create_directories(spec.dir);
+  const DirLock lock = DirLock::acquire(spec.dir, "a sweep");
   write_manifest(spec, runs, state);
   install_sweep_handlers();
   std::map<pid_t, std::pair<size_t, Timer>> running;
+  std::vector<int64_t> launched_at(runs.size(), -1);  // each run's committed step at launch
   bool stopping = false, forwarded = false;
   bool cannot_start = false;  // the training command itself failed to start: so would every other
   int first_failure = 0;
@@ -185,9 +228,11 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string&
       const size_t i = todo.front();
       todo.pop_front();
       fs::create_directories(runs[i].dir);
+      wait_for_run_dir(runs[i].dir);
+      launched_at[i] = committed_step(runs[i].dir);
       std::ofstream(runs[i].dir + "/sweep_run.json")
           << json{{"arm", runs[i].arm}, {"seed", runs[i].seed}, {"sweep_file", spec.file}}.dump(2) << "\n";
-      const pid_t pid = launch(train_command(spec, runs[i], exe), runs[i].dir + "/console.txt");
+      const pid_t pid = launch(train_command(spec, runs[i], exe), runs[i].dir + "/console.txt", spec.ranks <= 1);
       running.emplace(pid, std::make_pair(i, Timer()));
       log_info("sweep: start {} seed {} → {} (output: console.txt)", runs[i].arm, runs[i].seed, runs[i].dir);
     }
@@ -208,10 +253,13 @@ int run_sweep(const SweepSpec& spec, const SweepOptions& opt, const std::string&
       state[i].status = "finished";
       log_info("sweep: {} seed {} finished in {:.0f}s, validation perplexity {:.3f}", runs[i].arm,
                runs[i].seed, state[i].seconds, last_val_ppl(runs[i].dir));
-    } else if (code == static_cast<int>(ExitCode::preempted)) {
+    } else if (code == static_cast<int>(ExitCode::preempted) ||
+               (forwarded && committed_step(runs[i].dir) > launched_at[i])) {
+      // Stopped: exit 3, or, when the sweep passed a stop to mpirun (which reports
+      // its own code, not its ranks' 3), a checkpoint saved on the way out.
       state[i].status = "stopped";
       stopping = true;  // a preempted run means the job is being preempted
-      log_warn("sweep: {} seed {} stopped after a checkpoint (exit 3)", runs[i].arm, runs[i].seed);
+      log_warn("sweep: {} seed {} stopped after a checkpoint (exit {})", runs[i].arm, runs[i].seed, code);
     } else {
       state[i].status = "failed";
       if (first_failure == 0) first_failure = code;

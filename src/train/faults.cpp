@@ -45,3 +45,17 @@ bool inject_nan(int rank, int64_t step) {
 }
 
 }  // namespace sy
+
+namespace sy {
+
+void maybe_stall(int rank, const char* phase) {
+  static const char* spec = std::getenv("SWITCHYARD_STALL");
+  if (!spec || !*spec) return;
+  const std::string s = spec, at = std::to_string(rank) + "@" + phase;
+  if (s == at)
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));
+  if (s.rfind(at + ":", 0) == 0)  // "R@PHASE:SECONDS": a slow phase, not a dead one
+    std::this_thread::sleep_for(std::chrono::duration<double>(std::atof(s.c_str() + at.size() + 1)));
+}
+
+}  // namespace sy

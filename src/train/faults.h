@@ -10,5 +10,9 @@ namespace sy {
 void maybe_inject_fault(int rank, int64_t step);
 // "rank=R,step=S,nan": true on that rank at that step (the trainer poisons a gradient).
 bool inject_nan(int rank, int64_t step);
+// SWITCHYARD_STALL="R@PHASE": rank R stops answering (sleeps forever) when it
+// reaches PHASE: start (after MPI start-up), restore, final_save, finalize.
+// "R@PHASE:S": it is only slow there, S seconds.
+void maybe_stall(int rank, const char* phase);
 
 }  // namespace sy

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/phases.h"
 #include "core/process.h"
+#include "core/watchdog.h"
 #include "core/timer.h"
 #include "optim/schedule.h"
 #include "checkpoint/checkpoint.h"
@@ -44,6 +45,7 @@ static void write_text_file(const std::string& path, const std::string& text) {
 // the communicator's first collective on.
 static ProcessMesh make_mesh(const Config& cfg) {
   set_collective_timeout(cfg.parallel.step_timeout_s);
+  Watchdog::get().set_limit(cfg.parallel.step_timeout_s);  // from here on, the config's limit
   return ProcessMesh::make(static_cast<int>(cfg.parallel.expert_parallel), cfg.moe.num_experts,
                            cfg.backend);
 }
@@ -52,8 +54,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
     : cfg_(cfg),
       ops_(ops),
       mesh_(make_mesh(cfg)),
-      rank_(mesh_.rank),
-      watchdog_(mesh_.world > 1 ? cfg.parallel.step_timeout_s : 0.0, mesh_.rank) {
+      rank_(mesh_.rank) {
   ops_.set_threads(static_cast<int>(cfg.threads));
   data_ = open_dataset(cfg.data, cfg.model.vocab_size, cfg.seed, eval_split);
   LoaderOptions lo;
@@ -473,12 +474,15 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
     r.exit_code = static_cast<int>(ExitCode::preempted);
     return true;
   };
+  if (stopped_before_start()) return r;  // before anything exists, even run.dir
   if (rank_ == 0) claim_run_dir(!resume.empty(), fresh);
   mesh_.world_comm->barrier();
   if (stopped_before_start()) return r;
   // Every check that can refuse the run comes before anything is written.
   int64_t first_step = 0;
   if (!resume.empty()) {
+    Watchdog::get().phase("the restore");
+    maybe_stall(rank_, "restore");
     const ResumePoint from = resolve_resume(cfg_.run.dir, resume);
     if (!from.note.empty()) log_warn("resume: {}", from.note);
     if (!from.dir.empty()) {
@@ -525,7 +529,7 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   int64_t window_tokens = 0;
   r.steps = first_step;
   for (int64_t step = first_step; step < t.steps; ++step) {
-    watchdog_.begin_step(step);  // covers the step, its evaluation and its logging
+    Watchdog::get().phase(fmt::format("step {}", step));  // with its evaluation, logging, checkpoint
     const StepStats s = train_step(step);
     window_tokens += train_data_->global_batch() * t.seq_len;
     const bool last = step + 1 == t.steps;
@@ -559,7 +563,6 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
     const bool stop = mesh_.world_comm->all_reduce_max(stop_requested() ? 1 : 0) > 0;
     const bool periodic = cfg_.checkpoint.every > 0 && (step + 1) % cfg_.checkpoint.every == 0;
     if (stop || periodic || last) save_checkpoint_now(step + 1);
-    watchdog_.end_step();
     if (stop) {
       log_warn("stopped by a signal after step {}: checkpoint saved; resume with --resume auto "
                "(exit code 3)", step + 1);
@@ -570,6 +573,8 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   log_info("done: {} steps in {:.1f}s; validation nll {:.4f}, perplexity {:.3f}{}", r.steps,
            total.seconds(), r.eval.nll, r.eval.ppl,
            r.eval.word_ppl > 0 ? fmt::format(", per-word perplexity {:.2f}", r.eval.word_ppl) : "");
+  Watchdog::get().phase("the final save");
+  maybe_stall(rank_, "final_save");
   save_weights();
   return r;
 }

@@ -17,7 +17,6 @@
 
 #include "core/dir_lock.h"
 #include "train/metrics.h"
-#include "train/watchdog.h"
 
 namespace sy {
 
@@ -105,7 +104,6 @@ class Trainer {
   Ops& ops_;
   ProcessMesh mesh_;
   int rank_;
-  StepWatchdog watchdog_;
   std::vector<Batch> micro_;  // this rank's micro-batches of the current step
   struct GradRun {
     Tensor grads;  // a run of consecutive parameters' gradients
