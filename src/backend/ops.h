@@ -55,6 +55,8 @@ class Ops : public Allocator {
   virtual void synchronize() {}
   // Threads for host-side work (CPU backend: OpenMP and OpenBLAS); 0 = every core.
   virtual void set_threads(int n) { (void)n; }
+  // Bytes of memory this backend's device has in all (host RAM, or the GPU's).
+  virtual uint64_t memory_capacity() const = 0;
 
   // ---- matrix products ------------------------------------------------------------
   // C[M,N] = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ; op(A) is [M,K], op(B) [K,N].

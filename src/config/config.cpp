@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
+#include <filesystem>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
@@ -77,7 +79,13 @@ class Binder {
     try {
       out = n.as<T>();
     } catch (const YAML::BadConversion&) {
-      problem(path, text, std::string("must be ") + type_name<T>());
+      return problem(path, text, std::string("must be ") + type_name<T>());
+    }
+    if constexpr (std::is_floating_point_v<T>) {
+      // NaN passes every comparison-based rule unnoticed; infinity means "no
+      // limit" for the one key that documents it, and nothing anywhere else.
+      if (std::isnan(out)) problem(path, text, "must be a number (NaN is not one)");
+      else if (std::isinf(out) && path != "parallel.step_timeout_s") problem(path, text, "must be finite");
     }
   }
 
@@ -102,6 +110,7 @@ class Binder {
     if (!n.IsDefined()) return;  // absent section: all defaults
     const std::string path = path_of(key);
     if (!n.IsMap()) return problem(path, describe(n), "must be a mapping of keys to values");
+    check_duplicates(n, path);
     frames_.push_back({n, path, {}});
     body();
     finish_frame();
@@ -109,6 +118,22 @@ class Binder {
   }
 
   void finish() { finish_frame(); }
+
+  // YAML allows a key twice in a mapping and keeps the first: a second `train:`
+  // section would be ignored in silence. Every repeat is a problem, at its line.
+  void check_duplicates(const YAML::Node& map, const std::string& path) {
+    std::map<std::string, int> first_line;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const std::string key = it->first.Scalar();
+      const std::string full = path.empty() ? key : path + "." + key;
+      const int line = it->first.Mark().line + 1;
+      auto [pos, fresh] = first_line.emplace(key, line);
+      if (!fresh)
+        errors_.push_back(fmt::format("{}:{}: {} = {}: duplicate key (first at line {}); one of "
+                                      "them would be ignored",
+                                      origin_, line, full, describe(it->second), pos->second));
+    }
+  }
 
  private:
   struct Frame {
@@ -330,6 +355,7 @@ Config parse_config(const std::string& yaml_text, const std::string& origin,
   Config c;
   std::vector<std::string> errors;
   Binder binder(root, origin, overridden, where, errors);
+  binder.check_duplicates(root, "");
   visit_config(binder, c);
   binder.finish();
   Problems problems;
@@ -355,6 +381,10 @@ Config parse_config(const std::string& yaml_text, const std::string& origin,
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw Error(ExitCode::bad_input,
+                "config file '" + path + "' is a directory; give a YAML file (e.g. configs/default.yaml)");
   std::ifstream in(path);
   if (!in)
     throw Error(ExitCode::bad_input,

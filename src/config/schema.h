@@ -121,6 +121,7 @@ void visit_config(V& v, Config& c) {
     v.field("synthetic_branching", d.synthetic_branching);
     v.field("eval_fraction", d.eval_fraction);
     v.field("mask_prob", d.mask_prob);
+    v.field("verify_checksums", d.verify_checksums);
   });
   v.section("prepare", [&] {
     PrepareConfig& p = c.prepare;

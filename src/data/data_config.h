@@ -20,6 +20,9 @@ struct DataConfig {
   int64_t synthetic_branching = 4;  // successors per token in the Markov chain
   double eval_fraction = 0.1;       // synthetic, bytes: tail held out for evaluation
   double mask_prob = 0.15;          // encoder (masked LM) only
+  // prepared: check every shard's SHA-256 against manifest.json at start (a full
+  // read of the data; off: sizes and counts only).
+  bool verify_checksums = true;
 
   void validate(Problems& p) const;
 };

@@ -18,8 +18,8 @@ Dataset open_dataset(const DataConfig& d, int64_t vocab, uint64_t seed,
                               "model.vocab_size is {}; set model.vocab_size: {} or re-run prepare",
                               d.path, m.vocab_size, vocab, m.vocab_size));
     ds.name = d.path;
-    ds.train = std::make_unique<ShardTokens>(d.path, m, "train");
-    ds.eval = std::make_unique<ShardTokens>(d.path, m, eval_split);
+    ds.train = std::make_unique<ShardTokens>(d.path, m, "train", d.verify_checksums);
+    ds.eval = std::make_unique<ShardTokens>(d.path, m, eval_split, d.verify_checksums);
     ds.mask_id = m.mask_id;
     const SplitInfo& e = m.splits.at(eval_split);
     ds.eval_words_per_token = e.tokens > 0 ? static_cast<double>(e.words) / e.tokens : 0;

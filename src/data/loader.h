@@ -42,8 +42,9 @@ class MemoryTokens final : public TokenSource {
 
 class ShardTokens final : public TokenSource {
  public:
-  ShardTokens(const std::string& dir, const Manifest& m, const std::string& split)
-      : shards_(dir, m, split) {}
+  ShardTokens(const std::string& dir, const Manifest& m, const std::string& split,
+              bool verify_checksums = true)
+      : shards_(dir, m, split, verify_checksums) {}
   int64_t size() const override { return shards_.size(); }
   void read(int64_t start, int64_t n, int32_t* out) const override { shards_.read(start, n, out); }
 

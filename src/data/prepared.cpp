@@ -71,7 +71,8 @@ Manifest Manifest::load(const std::string& dir) {
   return m;
 }
 
-SplitShards::SplitShards(const std::string& dir, const Manifest& m, const std::string& split) {
+SplitShards::SplitShards(const std::string& dir, const Manifest& m, const std::string& split,
+                         bool verify_checksums) {
   auto it = m.splits.find(split);
   if (it == m.splits.end() || it->second.tokens == 0)
     throw Error(ExitCode::bad_input, "dataset '" + dir + "' has no '" + split +
@@ -87,13 +88,22 @@ SplitShards::SplitShards(const std::string& dir, const Manifest& m, const std::s
       throw Error(ExitCode::bad_input,
                   fmt::format("token shard '{}' has vocabulary {}, manifest.json {}", r.path(),
                               r.vocab_size(), m.vocab_size));
-    for (int64_t i = 0; i < r.size(); ++i)
-      if (r.at(i) >= m.vocab_size)
+    if (verify_checksums && r.sha256() != sh.sha256)
+      throw Error(ExitCode::bad_input,
+                  fmt::format("token shard '{}' does not match manifest.json: SHA-256 {}, recorded "
+                              "{}: it was rewritten after prepare (re-run prepare, or restore the "
+                              "file; data.verify_checksums: false skips this check)",
+                              r.path(), r.sha256(), sh.sha256));
+    // Ids are stored unsigned: one beyond int32's range reads as negative.
+    for (int64_t i = 0; i < r.size(); ++i) {
+      const int32_t id = r.at(i);
+      if (id < 0 || id >= m.vocab_size)
         throw Error(ExitCode::bad_input,
-                    fmt::format("token shard '{}': token id {} at token {} (byte offset {}) is not "
-                                "below the vocabulary size {}",
-                                r.path(), r.at(i), i, kShardHeaderBytes + i * r.bytes_per_token(),
-                                m.vocab_size));
+                    fmt::format("token shard '{}': token id {} at token {} (byte offset {}) is "
+                                "outside the vocabulary [0, {})",
+                                r.path(), id < 0 ? static_cast<int64_t>(static_cast<uint32_t>(id)) : id,
+                                i, kShardHeaderBytes + i * r.bytes_per_token(), m.vocab_size));
+    }
     starts_.push_back(total_);
     total_ += r.size();
     shards_.push_back(std::move(r));

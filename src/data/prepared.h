@@ -38,10 +38,12 @@ struct Manifest {
 };
 
 // The shards of one split, opened and checked against the manifest: every file
-// present, sizes and counts as recorded, every token id below the vocabulary.
+// present, sizes and counts as recorded, its SHA-256 as recorded (unless
+// `verify_checksums` is off), every token id inside the vocabulary.
 class SplitShards {
  public:
-  SplitShards(const std::string& dir, const Manifest& m, const std::string& split);
+  SplitShards(const std::string& dir, const Manifest& m, const std::string& split,
+              bool verify_checksums = true);
   int64_t size() const { return total_; }
   // Copies tokens [start, start+n) of the concatenated shards into out.
   void read(int64_t start, int64_t n, int32_t* out) const;

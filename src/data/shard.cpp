@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/errors.h"
+#include "core/sha256.h"
 
 namespace sy {
 namespace {
@@ -122,5 +123,7 @@ int64_t ShardReader::max_token() const {
   for (int64_t i = 0; i < count_; ++i) mx = std::max<int64_t>(mx, at(i));
   return mx;
 }
+
+std::string ShardReader::sha256() const { return sha256_hex(map_, map_bytes_); }
 
 }  // namespace sy

@@ -47,6 +47,8 @@ class ShardReader {
   uint64_t doc_offset(int64_t d) const;  // d in [0, doc_count]
   // Largest token id (a full scan).
   int64_t max_token() const;
+  // SHA-256 of the whole file, as manifest.json records it.
+  std::string sha256() const;
 
  private:
   std::string path_;

@@ -3,19 +3,59 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <fstream>
+
 #include "core/errors.h"
 
 namespace sy {
 
+namespace {
+
+// The training text, line by line, read by us: SentencePiece never sees a file
+// name, so paths with spaces, commas or any other characters cannot be misparsed
+// as its options.
+class LineIterator final : public sentencepiece::SentenceIterator {
+ public:
+  explicit LineIterator(const std::string& path) : in_(path), path_(path) {
+    if (!in_) status_ = sentencepiece::util::Status(sentencepiece::util::StatusCode::kNotFound,
+                                                    "cannot read " + path);
+    Next();
+  }
+  bool done() const override { return done_; }
+  void Next() override { done_ = !std::getline(in_, line_); }
+  const std::string& value() const override { return line_; }
+  sentencepiece::util::Status status() const override { return status_; }
+
+ private:
+  std::ifstream in_;
+  std::string path_, line_;
+  bool done_ = false;
+  sentencepiece::util::Status status_;
+};
+
+}  // namespace
+
 void Tokenizer::train(const std::string& text_file, const std::string& prefix,
                       const TokenizerTraining& t) {
+  // No paths in the option string: the text comes from an iterator, the model
+  // back as bytes, written to <prefix>.model here.
   const std::string args = fmt::format(
-      "--input={} --model_prefix={} --vocab_size={} --model_type={} --character_coverage={} "
-      "--num_threads={} --unk_id=0 --eos_id=1 --bos_id=-1 --pad_id=-1 --control_symbols=<mask> "
-      "--minloglevel=2 --max_sentence_length=65536",
-      text_file, prefix, t.vocab_size, t.kind == TokenizerKind::unigram ? "unigram" : "bpe",
-      t.character_coverage, std::max(1, t.threads));
-  const auto status = sentencepiece::SentencePieceTrainer::Train(args);
+      "--vocab_size={} --model_type={} --character_coverage={} --num_threads={} --unk_id=0 "
+      "--eos_id=1 --bos_id=-1 --pad_id=-1 --control_symbols=<mask> --minloglevel=2 "
+      "--max_sentence_length=65536",
+      t.vocab_size, t.kind == TokenizerKind::unigram ? "unigram" : "bpe", t.character_coverage,
+      std::max(1, t.threads));
+  LineIterator lines(text_file);
+  std::string model;
+  const auto status = sentencepiece::SentencePieceTrainer::Train(args, &lines, &model);
+  if (status.ok()) {
+    const std::string path = prefix + ".model";
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(model.data(), static_cast<std::streamsize>(model.size()));
+    if (!out.flush())
+      throw Error(ExitCode::bad_input, "cannot write the tokenizer model '" + path + "'");
+    return;
+  }
   if (!status.ok())
     throw Error(ExitCode::bad_input,
                 "tokenizer training failed: " + status.ToString() +

@@ -1,5 +1,6 @@
 // Reading runs for the report: sweep directories, run directories, or folders of them.
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -16,14 +17,25 @@ using nlohmann::json;
 
 namespace {
 
+// A number from a metrics line; `absent` where the key is missing or holds no
+// number: runs with train.skip_non_finite log a non-finite loss, which JSON can
+// only write as null.
+double number(const json& j, const char* key, double absent) {
+  if (!j.is_object() || !j.contains(key) || !j[key].is_number()) return absent;
+  return j[key].get<double>();
+}
+
 double mean_over_layers(const json& layers, const char* key) {
   double s = 0;
   int n = 0;
-  for (const json& l : layers)
-    if (l.contains(key)) {
-      s += l[key].get<double>();
+  if (!layers.is_array()) return 0;
+  for (const json& l : layers) {
+    const double v = number(l, key, std::nan(""));
+    if (!std::isnan(v)) {
+      s += v;
       ++n;
     }
+  }
   return n ? s / n : 0;
 }
 
@@ -41,27 +53,32 @@ RunRecord read_run(const std::string& dir, std::string arm, int64_t seed, int ra
     ++line_no;
     if (line.empty()) continue;
     const json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.contains("step"))
-      throw Error(ExitCode::bad_input, fmt::format("{}/metrics.jsonl:{}: not a metrics line", dir, line_no));
-    const double done = j["step"].get<double>() + 1;
+    const double step = number(j, "step", -1);
+    if (j.is_discarded() || step < 0)
+      throw Error(ExitCode::bad_input,
+                  fmt::format("{}/metrics.jsonl:{}: not a metrics line (no step number)", dir, line_no));
+    const double done = step + 1;
     r.log_step.push_back(done);
-    r.train_nll.push_back(j.value("nll", 0.0));
-    r.tokens_per_s.push_back(j.contains("val_ppl") ? -1 : j.value("tokens_per_s", 0.0));  // -1: window held an evaluation
-    if (j.contains("moe")) {
+    r.train_nll.push_back(number(j, "nll", std::nan("")));  // NaN: a skipped, non-finite step
+    r.tokens_per_s.push_back(j.contains("val_ppl") ? -1 : number(j, "tokens_per_s", 0.0));  // -1: window held an evaluation
+    if (j.contains("moe") && j["moe"].is_array()) {
       r.dropped.push_back(mean_over_layers(j["moe"], "dropped_fraction"));
       r.max_load.push_back(mean_over_layers(j["moe"], "max_over_mean_load"));
       std::array<double, 5> h{};
       for (const json& l : j["moe"])
-        if (l.contains("experts_per_token"))
-          for (size_t b = 0; b < 5 && b < l["experts_per_token"].size(); ++b) h[b] += l["experts_per_token"][b].get<double>();
+        if (l.is_object() && l.contains("experts_per_token") && l["experts_per_token"].is_array())
+          for (size_t b = 0; b < 5 && b < l["experts_per_token"].size(); ++b)
+            if (l["experts_per_token"][b].is_number()) h[b] += l["experts_per_token"][b].get<double>();
       hists.emplace_back(done, h);
     }
-    if (j.contains("val_ppl")) {
-      r.val.emplace_back(done, j["val_ppl"].get<double>());
-      r.final_val_nll = j.value("val_nll", std::log(j["val_ppl"].get<double>()));
-      if (j.contains("val_ppl_groups")) {
-        r.val_groups.emplace_back(done, j["val_ppl_groups"].get<double>());
-        r.val_threshold.emplace_back(done, j["val_ppl_threshold"].get<double>());
+    const double ppl = number(j, "val_ppl", std::nan(""));
+    if (!std::isnan(ppl)) {  // an evaluation that gave no finite number is left out
+      r.val.emplace_back(done, ppl);
+      r.final_val_nll = number(j, "val_nll", std::log(ppl));
+      const double g = number(j, "val_ppl_groups", std::nan("")), t = number(j, "val_ppl_threshold", std::nan(""));
+      if (!std::isnan(g) && !std::isnan(t)) {
+        r.val_groups.emplace_back(done, g);
+        r.val_threshold.emplace_back(done, t);
       }
     }
   }
@@ -88,13 +105,15 @@ std::pair<std::string, int64_t> sweep_identity(const fs::path& dir) {
   if (!in) return {"", -1};
   const json j = json::parse(in, nullptr, false);
   if (j.is_discarded()) return {"", -1};
-  return {j.value("arm", std::string()), j.value("seed", int64_t{-1})};
+  if (!j.is_object()) return {"", -1};
+  return {j.contains("arm") && j["arm"].is_string() ? j["arm"].get<std::string>() : "",
+          j.contains("seed") && j["seed"].is_number_integer() ? j["seed"].get<int64_t>() : -1};
 }
 
 void add_sweep(const fs::path& dir, ReportInput& in) {
   std::ifstream f(dir / "sweep.json");
   const json j = json::parse(f, nullptr, false);
-  if (j.is_discarded() || !j.contains("runs"))
+  if (j.is_discarded() || !j.is_object() || !j.contains("runs") || !j["runs"].is_array())
     throw Error(ExitCode::bad_input, (dir / "sweep.json").string() + ": not a sweep manifest");
   if (in.target_arm.empty()) in.target_arm = j.value("target_arm", std::string());
   const int ranks = j.value("ranks", 1);
@@ -111,7 +130,20 @@ void add_sweep(const fs::path& dir, ReportInput& in) {
 
 }  // namespace
 
+static ReportInput load_runs_checked(const std::vector<std::string>& dirs);
+
 ReportInput load_runs(const std::vector<std::string>& dirs) {
+  // A manifest or metrics value of an unexpected type is bad input, named, not a
+  // crash: the JSON library's own errors are turned into ours.
+  try {
+    return load_runs_checked(dirs);
+  } catch (const json::exception& e) {
+    throw Error(ExitCode::bad_input, std::string("report: a sweep.json, sweep_run.json or metrics "
+                                                 "file holds a value of the wrong type: ") + e.what());
+  }
+}
+
+static ReportInput load_runs_checked(const std::vector<std::string>& dirs) {
   ReportInput in;
   for (const std::string& d : dirs) {
     const fs::path dir(d);

@@ -196,7 +196,9 @@ SweepSpec load_sweep(const std::string& path) {
       errs.push_back(path + ": arm name '" + a.name + "' appears twice");
   if (!spec.target_arm.empty() && !names.count(spec.target_arm))
     errs.push_back(path + ": target_arm '" + spec.target_arm + "' is not an arm");
-  if (errs.empty()) check_arm_configs(spec, errs);
+  // Every arm's config is checked even when the file has problems of its own: one
+  // run reports them all.
+  if (!spec.base.empty() && fs::exists(spec.base)) check_arm_configs(spec, errs);
   if (!errs.empty())
     throw Error(ExitCode::bad_input, fmt::format("{} problem(s) in sweep file {}:\n  {}", errs.size(), path,
                                                  fmt::join(errs, "\n  ")));

@@ -23,6 +23,7 @@
 #include "checkpoint/checkpoint.h"
 #include "core/sha256.h"
 #include "train/faults.h"
+#include "train/memory.h"
 #include "train/run_dir.h"
 #include "train/signals.h"
 
@@ -55,6 +56,8 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
       ops_(ops),
       mesh_(make_mesh(cfg)),
       rank_(mesh_.rank) {
+  // Sizes first: a config that cannot fit is refused before the first allocation.
+  check_memory(cfg, mesh_.ep, ops.memory_capacity(), ops.device() == Device::cuda ? "GPU" : "machine");
   ops_.set_threads(static_cast<int>(cfg.threads));
   data_ = open_dataset(cfg.data, cfg.model.vocab_size, cfg.seed, eval_split);
   LoaderOptions lo;

@@ -21,7 +21,15 @@ for phase in start restore final_save finalize; do
   SWITCHYARD_STALL="1@$phase" mpi2 "${extra[@]}" >"$dir/$phase.log" 2>&1
   code=$?
   elapsed=$(( $(date +%s) - start ))
-  [ $code = 6 ] || { tail -20 "$dir/$phase.log"; fail "$phase: exit $code, want 6 (124: hung)"; }
+  # Debian's Open MPI 4.1 mpirun sometimes crashes in its own PMIx teardown (exit
+  # 139) after a rank ended with 6 inside MPI_Finalize: the job still ended, and
+  # mpirun's report names the rank's exit code 6. Anything else fails.
+  if [ $code = 139 ] && [ $phase = finalize ] && grep -q "Exit code: *6" "$dir/$phase.log" &&
+     grep -q "PMIx_server_finalize" "$dir/$phase.log"; then
+    echo "note: mpirun crashed in PMIx_server_finalize after rank exit 6 (a launcher bug); the job ended"
+  else
+    [ $code = 6 ] || { tail -20 "$dir/$phase.log"; fail "$phase: exit $code, want 6 (124: hung)"; }
+  fi
   grep -q "has run for more than 3 s" "$dir/$phase.log" || { tail "$dir/$phase.log"; fail "$phase: no watchdog message"; }
   [ $elapsed -le 60 ] || fail "$phase: took ${elapsed}s"
   echo "ok: rank 1 stalls at $phase: exit 6 after ${elapsed}s ($(grep -o 'fatal (rank [0-9]*): [^;]*has run for more than 3 s' "$dir/$phase.log" | head -1))"

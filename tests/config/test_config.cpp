@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include "config/config.h"
 #include "core/errors.h"
 
@@ -93,6 +95,43 @@ TEST(Config, ResolvedYamlRoundTrips) {
 TEST(Config, EmptyFileMeansDefaults) {
   const Config c = parse_config("", "empty.yaml");
   EXPECT_EQ(c.model.d_model, ModelConfig{}.d_model);
+}
+
+}  // namespace
+}  // namespace sy
+
+namespace sy {
+namespace {
+
+// Fuzz: a full config mutated byte by byte (flips, cuts, YAML's special
+// characters); every outcome is a config or a clean Error(bad_input), never another
+// exception or a crash. Fixed seed, bounded count.
+TEST(Config, FuzzedConfigsAreRefusedCleanly) {
+  const std::string base = to_yaml(Config{});
+  std::mt19937_64 rng(7);
+  const std::string specials = ":-[]{},#&*!|>'\"%@`\n \t.e9x";
+  int refused = 0;
+  for (int round = 0; round < 1500; ++round) {
+    std::string s = base;
+    for (int edits = 1 + static_cast<int>(rng() % 3); edits > 0; --edits) {
+      const size_t at = rng() % (s.size() + 1);
+      switch (rng() % 4) {
+        case 0: if (at < s.size()) s[at] = specials[rng() % specials.size()]; break;
+        case 1: s.erase(at, rng() % 12); break;
+        case 2: s.insert(at, std::string(1 + rng() % 4, specials[rng() % specials.size()])); break;
+        default: if (at < s.size()) s[at] = static_cast<char>(rng()); break;
+      }
+    }
+    try {
+      parse_config(s, "fuzz.yaml");
+    } catch (const Error& e) {
+      ASSERT_EQ(e.code(), ExitCode::bad_input) << "round " << round << ": " << e.what();
+      ++refused;
+    } catch (const std::exception& e) {
+      FAIL() << "round " << round << ": not a clean error: " << e.what() << "\n" << s;
+    }
+  }
+  EXPECT_GT(refused, 500) << "the mutations should break most configs";
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include "core/sha256.h"
+
 #include <algorithm>
 #include <map>
 #include <numeric>
@@ -77,6 +79,29 @@ TEST(Loader, EveryWindowOncePerEpochOnAnyNumberOfRanks) {
 
 // The same coverage through real token shards: an arange split cut into three
 // shards, so windows straddle shard boundaries.
+// A uint32 shard holding an id beyond int32's range (it would read as negative):
+// refused at load, naming the file and the byte offset; an id ≥ the vocabulary too.
+TEST(Loader, ShardIdsOutsideTheVocabularyAreRefusedAtLoad) {
+  test::TempDir dir;
+  for (int64_t bad : {int64_t{0xFFFFFFF0}, int64_t{100000}}) {
+    Manifest m;
+    m.vocab_size = 100000;  // > 65535: 4 bytes per token
+    std::vector<int32_t> tokens = {1, 2, 3, static_cast<int32_t>(static_cast<uint32_t>(bad)), 5};
+    write_shard(dir.file("train-00000.bin"), tokens, {0, tokens.size()}, m.vocab_size);
+    m.splits["train"].shards.push_back({"train-00000.bin", sha256_file(dir.file("train-00000.bin")), 5, 1});
+    m.splits["train"].tokens = 5;
+    try {
+      ShardTokens src(dir.path.string(), m, "train");
+      ADD_FAILURE() << "id " << bad << " accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ExitCode::bad_input);
+      const std::string want = fmt::format("train-00000.bin': token id {} at token 3 (byte offset {}) is "
+                                           "outside the vocabulary [0, 100000)", bad, 64 + 3 * 4);
+      EXPECT_NE(std::string(e.what()).find(want), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Loader, ShardedArangeCoversEveryWindowOnce) {
   test::TempDir dir;
   Manifest m;
@@ -89,7 +114,7 @@ TEST(Loader, ShardedArangeCoversEveryWindowOnce) {
     for (int64_t i = cuts[s]; i < cuts[s + 1]; ++i) tokens.push_back(static_cast<int32_t>(i));
     const std::string file = "train-0000" + std::to_string(s) + ".bin";
     write_shard(dir.file(file), tokens, {0, tokens.size()}, m.vocab_size);
-    train.shards.push_back({file, "", static_cast<int64_t>(tokens.size()), 1});
+    train.shards.push_back({file, sha256_file(dir.file(file)), static_cast<int64_t>(tokens.size()), 1});
     train.tokens += static_cast<int64_t>(tokens.size());
   }
   const ShardTokens src(dir.path.string(), m, "train");

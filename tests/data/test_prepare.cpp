@@ -2,6 +2,8 @@
 // generated corpus, with every bad-input case the data path names.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <filesystem>
 
 #include "core/errors.h"
@@ -185,9 +187,34 @@ TEST(Prepare, TokenIdsBeyondTheVocabularyAreRefused) {
   DataConfig d;
   d.source = DataSource::prepared;
   d.path = dir.file("ds");
-  const std::string e = error_of([&] { open_dataset(d, 80, 0); });
-  EXPECT_NE(e.find("token id 81 at token 5 (byte offset 74) is not below the vocabulary size 80"),
+  // The rewrite is caught by the manifest's checksum first, naming the shard...
+  std::string e = error_of([&] { open_dataset(d, 80, 0); });
+  EXPECT_NE(e.find("train-00000.bin' does not match manifest.json: SHA-256"), std::string::npos) << e;
+  // ...and without checksums, by the id check, with the file and the byte offset.
+  d.verify_checksums = false;
+  e = error_of([&] { open_dataset(d, 80, 0); });
+  EXPECT_NE(e.find("token id 81 at token 5 (byte offset 74) is outside the vocabulary [0, 80)"),
             std::string::npos) << e;
+}
+
+// A shard rewritten after prepare with the same sizes (a flipped token that stays
+// inside the vocabulary) is used by nothing: its checksum no longer matches.
+TEST(Prepare, ShardsRewrittenAfterPrepareAreRefused) {
+  test::TempDir dir;
+  prepare_dataset(prep(dir.write("corpus.txt", make_corpus(30, 3))), dir.file("ds"), 80, 1, 1);
+  const std::string shard = dir.file("ds/train-00000.bin");
+  std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(64 + 2 * 3);
+  const char token[2] = {7, 0};  // id 7: inside the vocabulary
+  f.write(token, 2);
+  f.close();
+  DataConfig d;
+  d.source = DataSource::prepared;
+  d.path = dir.file("ds");
+  const std::string e = error_of([&] { open_dataset(d, 80, 0); });
+  EXPECT_NE(e.find("does not match manifest.json"), std::string::npos) << e;
+  d.verify_checksums = false;  // the opt-out: sizes and ids only
+  EXPECT_NO_THROW(open_dataset(d, 80, 0));
 }
 
 }  // namespace

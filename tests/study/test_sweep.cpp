@@ -104,11 +104,12 @@ TEST_F(SweepTest, ReportsEveryProblemAtOnceWithLines) {
       "  - name: bad/name\n"
       "  - name: c\n    set: {model.n_headz: 2}\n",
       "target_arm: nope\nrepeat: 2\n"));
+  // The arms' config errors come in the same report as the file's own problems.
   for (const char* want : {"sweep.yaml:5: unknown key 'repeat'", "sets seed, which the sweep sets",
                            "arm key 'sets' is unknown", "arm name 'bad/name'", "arm name 'a' appears twice",
-                           "target_arm 'nope' is not an arm"})
+                           "target_arm 'nope' is not an arm", "arm 'c': ", "model.n_headz = 2: unknown key"})
     EXPECT_NE(msg.find(want), std::string::npos) << "missing: " << want << "\n" << msg;
-  // config errors of an arm are checked (and named by arm) once the file itself is sound
+  // and named by arm when the file itself is sound
   const std::string cfg_msg = error_of(sweep("  - name: c\n    set: {model.n_headz: 2}\n"));
   EXPECT_NE(cfg_msg.find("arm 'c'"), std::string::npos) << cfg_msg;
   EXPECT_NE(cfg_msg.find("n_headz"), std::string::npos) << cfg_msg;

@@ -4,6 +4,9 @@
 
 #include <cblas.h>
 
+#include <unistd.h>
+
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
@@ -53,6 +56,11 @@ void* CpuOps::allocate(size_t bytes) {
 }
 
 void CpuOps::deallocate(void* p) { std::free(p); }
+
+uint64_t CpuOps::memory_capacity() const {
+  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) : UINT64_MAX;
+}
 
 void CpuOps::copy_impl(Tensor dst, const Tensor& src) { std::memcpy(dst.ptr, src.ptr, src.bytes()); }
 void CpuOps::to_host_impl(void* dst, const Tensor& src) { std::memcpy(dst, src.ptr, src.bytes()); }

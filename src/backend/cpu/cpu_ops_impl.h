@@ -32,6 +32,7 @@ class CpuOps final : public Ops {
   void* allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void set_threads(int n) override;
+  uint64_t memory_capacity() const override;
 
  protected:
   void copy_impl(Tensor dst, const Tensor& src) override;

@@ -155,6 +155,12 @@ std::string CudaOps::name() const {
                      driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
 }
 
+uint64_t CudaOps::memory_capacity() const {
+  cudaDeviceProp prop{};
+  SY_CUDA(cudaGetDeviceProperties(&prop, device_));
+  return prop.totalGlobalMem;
+}
+
 void* CudaOps::allocate(size_t bytes) {
   void* p = nullptr;
   const cudaError_t err = cudaMalloc(&p, bytes == 0 ? 64 : bytes);

@@ -132,6 +132,7 @@ class CudaOps final : public Ops {
   void* allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void synchronize() override;
+  uint64_t memory_capacity() const override;
 
  protected:
   void copy_impl(Tensor dst, const Tensor& src) override;
