@@ -77,6 +77,12 @@ int run(int argc, char** argv, int rank) {
       ->required();
   eval->add_option("--split", eval_split, "val or test")->check(CLI::IsMember({"val", "test"}));
   eval->add_option("--set", eval_overrides, "override a config key (e.g. data.path=...)")->take_all();
+  sy::EvalOptions eval_opt;
+  eval->add_option("--save-batches", eval_opt.save_batches,
+                   "also write the evaluated batches (ids, targets) to this safetensors file, for "
+                   "reference implementations (python/switchyard_torch)");
+  eval->add_flag("--gradients", eval_opt.gradients,
+                 "with --save-batches: add the gradients of the training objective on the first batch");
 
   CLI::App* check = app.add_subcommand("check-config", "validate a config and print it resolved");
   ConfigArgs check_args;
@@ -127,7 +133,9 @@ int run(int argc, char** argv, int rank) {
       sy::prepare_dataset(cfg.prepare, cfg.data.path, cfg.model.vocab_size, cfg.seed,
                           cfg.threads > 0 ? static_cast<int>(cfg.threads) : 2);
   } else if (*eval) {
-    return sy::run_eval(eval_run, eval_split, eval_overrides, rank);
+    if (eval_opt.gradients && eval_opt.save_batches.empty())
+      throw sy::Error(sy::ExitCode::bad_input, "--gradients needs --save-batches FILE");
+    return sy::run_eval(eval_run, eval_split, eval_overrides, rank, eval_opt);
   } else if (*inspect) {
     if (rank == 0) std::fputs(sy::describe_checkpoint(ckpt_path).c_str(), stdout);
   } else if (*verify) {

@@ -1,5 +1,7 @@
 #include "data/prepare.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -73,20 +75,40 @@ std::string make_tokenizer(const PrepareConfig& p, const std::vector<Document>& 
 
 }  // namespace
 
-Manifest prepare_dataset(const PrepareConfig& p, const std::string& out_dir, int64_t vocab_size,
+// A prepared dataset is never rewritten in place: runs memory-map its shards (a
+// shard truncated under a running trainer kills it) and trust its manifest. It is
+// built in a temporary folder beside data.path and renamed into place at the end,
+// so an interrupted prepare leaves nothing half-written either.
+Manifest prepare_dataset(const PrepareConfig& p, const std::string& data_path, int64_t vocab_size,
                          uint64_t seed, int threads) {
   Timer timer;
-  const std::vector<Document> docs = read_corpus(p.input, p.format);
+  const std::vector<Document> docs = read_corpus(p.input, p.format);  // input errors first
+  std::error_code ec;
+  std::string final_dir = fs::path(data_path).lexically_normal().string();
+  while (final_dir.size() > 1 && final_dir.back() == '/') final_dir.pop_back();
+  if (fs::exists(final_dir + "/manifest.json"))
+    throw Error(ExitCode::bad_input,
+                "data.path '" + final_dir + "' already holds a prepared dataset (manifest.json), which "
+                "runs may be reading: choose another data.path, or remove that folder first");
+  if (fs::exists(final_dir) && (!fs::is_directory(final_dir) || !fs::is_empty(final_dir, ec)))
+    throw Error(ExitCode::bad_input,
+                "data.path '" + final_dir + "' exists and is not an empty folder: choose another data.path");
   int64_t words = 0;
   for (const Document& d : docs) words += d.words;
   log_info("prepare: {} documents, {} words from '{}'", docs.size(), words, p.input);
   const std::vector<int> split = assign_splits(static_cast<int64_t>(docs.size()), p, seed);
 
-  std::error_code ec;
+  const std::string out_dir = final_dir + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(out_dir, ec);
   fs::create_directories(out_dir, ec);
   if (ec) throw Error(ExitCode::bad_input, "data.path: cannot create '" + out_dir + "': " + ec.message());
-  for (const auto& e : fs::directory_iterator(out_dir))  // stale shards of an earlier run
-    if (e.path().extension() == ".bin") fs::remove(e.path());
+  struct Cleanup {  // the temporary folder goes, whatever happens before the rename
+    std::string dir;
+    ~Cleanup() {
+      std::error_code e;
+      if (!dir.empty()) fs::remove_all(dir, e);
+    }
+  } cleanup{out_dir};
 
   const std::string model = make_tokenizer(p, docs, split, out_dir, vocab_size, threads);
   const Tokenizer tok(model);
@@ -135,8 +157,16 @@ Manifest prepare_dataset(const PrepareConfig& p, const std::string& out_dir, int
     log_info("prepare: {:>5}: {} documents, {} words, {} tokens in {} shard(s)", kSplits[s],
              info.documents, info.words, info.tokens, info.shards.size());
   }
-  std::ofstream(out_dir + "/manifest.json") << m.to_json();
-  log_info("prepare: wrote '{}' in {:.1f}s", out_dir, timer.seconds());
+  {
+    std::ofstream out(out_dir + "/manifest.json");
+    out << m.to_json();
+    if (!out.flush()) throw Error(ExitCode::bad_input, "cannot write '" + out_dir + "/manifest.json' (disk full?)");
+  }
+  if (fs::exists(final_dir)) fs::remove(final_dir, ec);  // an empty folder (checked above)
+  fs::rename(out_dir, final_dir, ec);
+  if (ec) throw Error(ExitCode::bad_input, "cannot move the dataset to '" + final_dir + "': " + ec.message());
+  cleanup.dir.clear();
+  log_info("prepare: wrote '{}' in {:.1f}s", final_dir, timer.seconds());
   return m;
 }
 

@@ -13,7 +13,7 @@
 namespace sy {
 
 int run_eval(const std::string& run_dir, const std::string& split,
-             const std::vector<std::string>& overrides, int rank) {
+             const std::vector<std::string>& overrides, int rank, const EvalOptions& opt) {
   Config cfg = load_config(run_dir + "/config.yaml", overrides);
   cfg.parallel.expert_parallel = 1;  // evaluation holds every expert, whatever the run's layout
   auto ops = make_ops(cfg.backend);
@@ -46,6 +46,12 @@ int run_eval(const std::string& run_dir, const std::string& split,
                 e.ppl,
                 e.word_ppl > 0 ? fmt::format(", per-word perplexity {:.2f}", e.word_ppl).c_str() : "",
                 static_cast<long long>(e.targets));
+  }
+  if (!opt.save_batches.empty()) {
+    if (trainer.mesh().world > 1)
+      throw Error(ExitCode::bad_input, "--save-batches runs on one process (not under mpirun)");
+    trainer.save_eval_batches(opt.save_batches, 0, opt.gradients);
+    if (rank == 0) std::printf("batches%s in %s\n", opt.gradients ? " and gradients" : "", opt.save_batches.c_str());
   }
   return 0;
 }

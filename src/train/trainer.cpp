@@ -21,6 +21,7 @@
 #include "core/timer.h"
 #include "optim/schedule.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/safetensors.h"
 #include "core/sha256.h"
 #include "train/faults.h"
 #include "train/memory.h"
@@ -235,6 +236,42 @@ EvalStats Trainer::evaluate(int64_t max_batches) {
   e.ppl_groups = groups.ppl;
   e.ppl_threshold = threshold.ppl;
   return e;
+}
+
+void Trainer::save_eval_batches(const std::string& path, int64_t n, bool gradients) {
+  SY_CHECK(mesh_.world == 1, "save_eval_batches runs on one process");
+  const int64_t all = eval_data_->eval_batches();
+  n = n <= 0 ? all : std::min(n, all);
+  const int64_t B = cfg_.train.batch_size, T = cfg_.train.seq_len;
+  std::vector<int32_t> ids, targets;
+  for (int64_t i = 0; i < n; ++i) {
+    const Batch& b = eval_data_->eval_batch(i);
+    ids.insert(ids.end(), b.ids.begin(), b.ids.end());
+    targets.insert(targets.end(), b.targets.begin(), b.targets.end());
+  }
+  std::map<std::string, SafeTensor> tensors;
+  tensors["ids"] = {"I32", {n, B, T}, ids.data(), ids.size() * sizeof(int32_t)};
+  tensors["targets"] = {"I32", {n, B, T}, targets.data(), targets.size() * sizeof(int32_t)};
+  std::vector<float> grads;
+  if (gradients) {
+    const Batch& b = eval_data_->eval_batch(0);
+    int64_t count = 0;
+    for (int32_t t : b.targets) count += t >= 0;
+    ParamStore& ps = model_->params();
+    ps.zero_grads();
+    set_route_context(0, true, 0);
+    if (moe_) moe_->runtime().aux_grad_scale = 1.0;
+    model_->forward(b.ids.data(), b.targets.data());
+    model_->backward(count > 0 ? 1.0 / static_cast<double>(count) : 0.0);
+    grads.resize(static_cast<size_t>(ps.numel()));
+    ops_.to_host(grads.data(), ps.grads());
+    for (ParamId i = 0; i < ps.size(); ++i) {
+      const ParamSpec& sp = ps.spec(i);
+      tensors["grad." + sp.name] = {"F32", sp.shape, grads.data() + sp.offset,
+                                    static_cast<size_t>(sp.numel) * sizeof(float)};
+    }
+  }
+  write_safetensors(path, tensors, {{"format", "switchyard-batches"}, {"split", data_.eval_split}});
 }
 
 EvalStats Trainer::evaluate_once(int64_t n) {

@@ -71,6 +71,13 @@ class Trainer {
   // checkpoint of run.dir, if any) or a checkpoint directory. fresh: start over in
   // a run.dir that holds a run, moving its files aside first.
   TrainResult run(const std::string& resume = "", bool fresh = false);
+  // For reference implementations: the ids and targets of the first `n` batches of
+  // the evaluation split (0: all of them), as safetensors tensors "ids" and
+  // "targets", I32 [n, B, T]; with `gradients`, also "grad.<parameter>" (F32): the
+  // gradient of the training objective (mean label-smoothed cross-entropy plus the
+  // routers' auxiliary losses, training-mode routing at step 0) on the first batch.
+  // Single process only.
+  void save_eval_batches(const std::string& path, int64_t n, bool gradients);
   // Checkpointing (collective).
   std::string save_checkpoint_now(int64_t steps_done);
   int64_t restore_checkpoint(const std::string& dir);  // returns the step to continue from

@@ -22,6 +22,12 @@ fail() { echo "FAIL: $*"; exit 1; }
 
 "$bin" prepare -c "$cfg" "${sets[@]}" >prepare.log 2>&1 || { cat prepare.log; fail "prepare"; }
 [ -f prepared/manifest.json ] && [ -f prepared/train-00000.bin ] || fail "prepare wrote no shards"
+ls -d prepared.tmp-* 2>/dev/null && fail "prepare left its temporary folder"
+# A prepared dataset is never rewritten in place (runs memory-map its shards).
+sum_before=$(sha256sum prepared/* | sha256sum)
+code=0; out=$("$bin" prepare -c "$cfg" "${sets[@]}" 2>&1) || code=$?
+[ $code = 2 ] && grep -q "already holds a prepared dataset" <<<"$out" || { echo "$out"; fail "prepare over a dataset"; }
+[ "$(sha256sum prepared/* | sha256sum)" = "$sum_before" ] || fail "a refused prepare changed the dataset"
 "$bin" train -c "$cfg" "${sets[@]}" >train.log 2>&1 || { cat train.log; fail "train"; }
 grep -q '"val_word_ppl"' run/metrics.jsonl || fail "no per-word perplexity in metrics"
 "$bin" eval --run run --split test >eval.log 2>&1 || { cat eval.log; fail "eval"; }

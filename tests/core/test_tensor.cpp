@@ -1,6 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+
+#include "core/process.h"
+
+#include <cstdlib>
 #include <cstring>
 
 #include "core/tensor.h"
@@ -59,4 +63,21 @@ TEST(TensorDeathTest, ViewOutsideTheBufferIsABug) {
 }
 
 }  // namespace
+// The node-local rank picks a rank's GPU: Open MPI, MPICH / Hydra, PMI, SLURM and
+// torchrun-style launchers each name it differently.
+TEST(Process, LocalRankFromEveryLauncher) {
+  const char* vars[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
+                        "SLURM_LOCALID", "LOCAL_RANK"};
+  for (const char* v : vars) unsetenv(v);
+  EXPECT_EQ(local_rank(), 0);
+  for (const char* v : vars) {
+    setenv(v, "3", 1);
+    EXPECT_EQ(local_rank(), 3) << v;
+    unsetenv(v);
+  }
+  setenv("MPI_LOCALRANKID", "x7", 1);  // not a number: ignored
+  EXPECT_EQ(local_rank(), 0);
+  unsetenv("MPI_LOCALRANKID");
+}
+
 }  // namespace sy
