@@ -115,7 +115,7 @@ std::string save_checkpoint(const std::string& run_dir, const CheckpointState& s
     params.ops().to_host(host.data() + bytes, m);
     params.ops().to_host(host.data() + 2 * bytes, v);
     const std::string r = "-rank-" + std::to_string(plan.shard) + ".safetensors";
-    const auto mine = [&](const std::string& name) { return plan.dense || is_expert_param(name); };
+    const auto mine = [&](const ParamSpec& s) { return plan.dense || s.expert; };
     const std::map<std::string, std::string> meta = {{"format", "switchyard"}};
     write_param_blocks(tmp + "/model" + r, params, {host.data()}, {""}, mine, meta);
     write_param_blocks(tmp + "/optimizer" + r, params, {host.data() + bytes, host.data() + 2 * bytes},

@@ -68,7 +68,7 @@ void check_finite(const ParamStore& params, const char* host, const std::string&
 
 void write_param_blocks(const std::string& path, const ParamStore& params,
                         const std::vector<const char*>& blocks, const std::vector<std::string>& prefixes,
-                        const std::function<bool(const std::string&)>& keep,
+                        const std::function<bool(const ParamSpec&)>& keep,
                         const std::map<std::string, std::string>& metadata,
                         const RouterState& router_state) {
   std::map<std::string, SafeTensor> tensors;
@@ -76,7 +76,7 @@ void write_param_blocks(const std::string& path, const ParamStore& params,
   for (size_t k = 0; k < blocks.size(); ++k)
     for (ParamId i = 0; i < params.size(); ++i) {
       const ParamSpec& s = params.spec(i);
-      if (keep && !keep(s.name)) continue;
+      if (keep && !keep(s)) continue;
       tensors[prefixes[k] + s.name] = {safetensors_dtype(params.dtype()), s.shape,
                                        blocks[k] + s.offset * width,
                                        static_cast<size_t>(s.numel) * width};
@@ -175,7 +175,7 @@ void save_params_sharded(const std::string& dir, int shard, const ParamStore& pa
   params.ops().to_host(host.data(), params.values());
   write_param_blocks(dir + "/model-rank-" + std::to_string(shard) + ".safetensors", params,
                      {host.data()}, {""},
-                     [&](const std::string& name) { return shard == 0 || is_expert_param(name); },
+                     [&](const ParamSpec& s) { return shard == 0 || s.expert; },
                      metadata, shard == 0 ? router_state : RouterState{});
 }
 

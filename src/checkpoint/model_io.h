@@ -14,6 +14,9 @@
 namespace sy {
 
 const char* safetensors_dtype(DType d);
+// Whether a tensor NAME is an expert's weight, for names this rank's ParamStore does
+// not hold (another shard's experts in an index file). Registered parameters say it
+// themselves: ParamSpec::expert.
 bool is_expert_param(const std::string& name);
 
 // Training state that belongs with the weights but is not a parameter: the
@@ -27,7 +30,7 @@ bool is_router_state(const std::string& name);
 // the parameters `keep` accepts (all when empty).
 void write_param_blocks(const std::string& path, const ParamStore& params,
                         const std::vector<const char*>& blocks, const std::vector<std::string>& prefixes,
-                        const std::function<bool(const std::string&)>& keep = {},
+                        const std::function<bool(const ParamSpec&)>& keep = {},
                         const std::map<std::string, std::string>& metadata = {},
                         const RouterState& router_state = {});
 // The tensor → file map of an index file, checked: a JSON object whose

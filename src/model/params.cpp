@@ -8,10 +8,10 @@
 namespace sy {
 
 ParamId ParamStore::add(const std::string& name, std::vector<int64_t> shape, Init init, double std,
-                        bool decay) {
+                        bool decay, bool expert) {
   SY_CHECK(values_.empty(), "parameter '{}' registered after allocate()", name);
   SY_CHECK(!by_name_.count(name), "parameter '{}' registered twice", name);
-  ParamSpec s{name, std::move(shape), init, std, decay, total_, 1};
+  ParamSpec s{name, std::move(shape), init, std, decay, total_, 1, expert};
   for (int64_t d : s.shape) s.numel *= d;
   total_ += s.numel;
   specs_.push_back(std::move(s));

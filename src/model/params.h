@@ -22,6 +22,10 @@ struct ParamSpec {
   bool decay = true;   // weight decay applies (matrices yes; norms, biases no)
   int64_t offset = 0;  // into the flat buffers, set at registration
   int64_t numel = 0;
+  // An expert's weight: held by the ranks of one expert-parallel shard (its
+  // gradient reduced over the data-parallel group, saved by that shard) rather
+  // than replicated on every rank.
+  bool expert = false;
 };
 
 using ParamId = int;
@@ -32,7 +36,7 @@ class ParamStore {
 
   // Registration (before allocate()). Names must be unique.
   ParamId add(const std::string& name, std::vector<int64_t> shape, Init init, double std = 0.0,
-              bool decay = true);
+              bool decay = true, bool expert = false);
   void allocate();
   // Every parameter from its own stream (seed, hash(name)): independent of
   // registration order and of how parameters are spread over ranks.

@@ -13,9 +13,11 @@ Experts::Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t
   for (int64_t e = 0; e < E_; ++e) {
     const std::string p = prefix + "." + std::to_string(first + e);
     Ids ids;
-    ids.w_in = env.params.add(p + ".w_in", {H_, C_}, Init::normal, init_std);
-    if (kind == ExpertKind::glu) ids.w_gate = env.params.add(p + ".w_gate", {H_, C_}, Init::normal, init_std);
-    ids.w_out = env.params.add(p + ".w_out", {C_, H_}, Init::normal, out_std);
+    constexpr bool kDecay = true, kExpert = true;
+    ids.w_in = env.params.add(p + ".w_in", {H_, C_}, Init::normal, init_std, kDecay, kExpert);
+    if (kind == ExpertKind::glu)
+      ids.w_gate = env.params.add(p + ".w_gate", {H_, C_}, Init::normal, init_std, kDecay, kExpert);
+    ids.w_out = env.params.add(p + ".w_out", {C_, H_}, Init::normal, out_std, kDecay, kExpert);
     ids_.push_back(ids);
   }
 }

@@ -91,7 +91,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
   adam_ = std::make_unique<Adam>(ops, cfg.optim, std::move(params));
   // Runs of consecutive dense / expert parameters, for the gradient reductions.
   for (ParamId i = 0; i < ps.size(); ++i) {
-    const bool expert = is_expert_param(ps.spec(i).name);
+    const bool expert = ps.spec(i).expert;
     if (grad_runs_.empty() || grad_runs_.back().expert != expert)
       grad_runs_.push_back({ps.grad(i).flat(), expert});
     else

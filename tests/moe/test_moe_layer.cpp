@@ -152,6 +152,24 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"expert_choice_capped", RouterKind::expert_choice, 1.0, 2.0, 2}),
     [](const auto& info) { return std::string(info.param.name); });
 
+// Experts say so in their parameter spec (they are sharded over expert-parallel
+// ranks and reduced over the data-parallel group); the router is replicated.
+TEST(MoeLayer, ExpertWeightsAreFlaggedAsSuch) {
+  for (ExpertKind kind : {ExpertKind::glu, ExpertKind::ffn}) {
+    Case c{"", RouterKind::noisy_topk};
+    c.kind = kind;
+    LayerHarness h(c);
+    int experts = 0;
+    for (ParamId i = 0; i < h.params.size(); ++i) {
+      const ParamSpec& s = h.params.spec(i);
+      const bool named = s.name.find(".experts.") != std::string::npos;
+      EXPECT_EQ(s.expert, named) << s.name;
+      experts += s.expert;
+    }
+    EXPECT_EQ(experts, 4 * (kind == ExpertKind::glu ? 3 : 2));  // router w_gate, w_noise: not experts
+  }
+}
+
 TEST(MoeLayer, PackedExpertsEqualThePerExpertReferenceBitwise) {
   for (RouterKind r : {RouterKind::switch_top1, RouterKind::gshard_top2, RouterKind::expert_choice}) {
     for (DType dt : {DType::f32, DType::f64}) {
