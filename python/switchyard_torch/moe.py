@@ -19,24 +19,25 @@ import torch
 from torch import nn
 
 from . import routing
-from .model_parts import gelu
+from .layers import ACTIVATIONS, gelu
 
 
 class Expert(nn.Module):
-    """One expert (experts.cpp): GLU `w_out·(gelu(w_in·x) ⊙ (w_gate·x))`, or the plain
-    two-layer `w_out·gelu(w_in·x)` (expert_kind: ffn). Experts always use GELU,
-    whatever model.activation says (experts.cpp expert_forward)."""
+    """One expert (experts.cpp): GLU `w_out·(act(w_in·x) ⊙ (w_gate·x))` with the model's
+    activation, or the plain two-layer `w_out·gelu(w_in·x)` of the EC paper
+    (expert_kind: ffn)."""
 
-    def __init__(self, d_model, d_ff, kind, dtype):
+    def __init__(self, d_model, d_ff, kind, dtype, activation="gelu"):
         super().__init__()
         self.kind = kind
+        self.act = ACTIVATIONS[activation] if kind == "glu" else gelu
         self.w_in = nn.Parameter(torch.zeros(d_ff, d_model, dtype=dtype))
         if kind == "glu":
             self.w_gate = nn.Parameter(torch.zeros(d_ff, d_model, dtype=dtype))
         self.w_out = nn.Parameter(torch.zeros(d_model, d_ff, dtype=dtype))
 
     def forward(self, x):
-        a = gelu(x @ self.w_in.t())
+        a = self.act(x @ self.w_in.t())
         if self.kind == "glu":
             a = a * (x @ self.w_gate.t())
         return a @ self.w_out.t()
@@ -70,7 +71,8 @@ class MoeLayer(nn.Module):
         self.router = Router(cfg, model_cfg.d_model, dtype)
         d_ff = cfg.expert_d_ff if cfg.expert_d_ff > 0 else model_cfg.d_ff
         self.experts = nn.ModuleList(
-            Expert(model_cfg.d_model, d_ff, cfg.expert_kind, dtype) for _ in range(cfg.num_experts))
+            Expert(model_cfg.d_model, d_ff, cfg.expert_kind, dtype, model_cfg.activation)
+            for _ in range(cfg.num_experts))
         # `auto` resolves per arch (router.cpp Router::Router).
         grouping = cfg.ec_grouping
         if grouping == "auto":
@@ -172,11 +174,19 @@ class MoeLayer(nn.Module):
         per_expert_rows = [[] for _ in range(E)]
         per_expert_gates = [[] for _ in range(E)]
         balance = []
-        stats = {"groups": 0, "dropped": 0, "empty_slots": 0, "choices": 0}
+        stats = {"groups": 0, "dropped": 0, "empty_slots": 0, "choices": 0, "exact_ties": 0}
         for rows in self.groups(B, T):
             p = [p_host[r] for r in rows]
             z = [z_host[r] for r in rows]
             choices, info = self.select(p, z, training)
+            use_theta = (cfg.router == "expert_choice" and not training
+                         and self.eval_routing == "threshold" and self.router.has_thresholds())
+            margin, ties = routing.decision_margins(
+                cfg.router, p, z, info["capacity"], cfg.top_k,
+                self.router.thresholds.tolist() if use_theta else None)
+            if margin is not None:
+                stats["margin"] = min(stats.get("margin", margin), margin)
+            stats["exact_ties"] += ties
             stats["groups"] += 1
             stats["dropped"] += info["dropped"]
             stats["empty_slots"] += info["empty_slots"]

@@ -3,7 +3,7 @@
 Mirrors src/moe/routing.cpp (route_switch_top1, route_gshard_top2,
 route_expert_choice, entropic_assignment + route_expert_choice_capped,
 route_noisy_topk, the capacities) and the threshold rule of
-src/moe/expert_choice.cpp, following /work/shared/ROUTING.md.
+src/moe/expert_choice.cpp, following docs/routing.md.
 
 Inputs are lists of rows of Python floats (float64): switchyard's fp32 router
 probabilities (or logits) converted to double, exactly as the C++ routers see them.
@@ -239,3 +239,37 @@ def route_noisy_topk(h, k, capacity):
             else:
                 dropped += 1
     return _flatten(slots), dropped, topk
+
+
+def _gaps(values, cut):
+    """Gap between the cut-th and (cut+1)-th largest of values (cut counted from 1):
+    how far the selection at that boundary is from flipping (None: no boundary)."""
+    if cut <= 0 or cut >= len(values):
+        return None
+    v = sorted(values, reverse=True)
+    return v[cut - 1] - v[cut]
+
+
+def decision_margins(router, p, z, capacity, top_k=2, thresholds=None):
+    """The smallest margin of a group's value-dependent selections: how much a router
+    value would have to move to change a selection (diagnostics: an implementation
+    that computes the values slightly differently may flip a selection whose margin is
+    at its rounding error). Exact ties (margin 0: identical inputs, broken by index
+    alike everywhere) are counted apart. Capped expert choice is measured on P, not
+    on the assignment A. Returns (smallest positive margin or None, exact ties)."""
+    gaps = []
+    E = len(p[0])
+    if thresholds is not None:
+        gaps = [abs(row[e] - thresholds[e]) for row in p for e in range(E)]
+    elif router == "expert_choice":
+        gaps = [_gaps([row[e] for row in p], capacity) for e in range(E)]
+    else:
+        k = {"switch_top1": 1, "gshard_top2": 2}.get(router, top_k)
+        rows = z if router == "noisy_topk" else p
+        for row in rows:
+            gaps.append(_gaps(row, 1))
+            if k > 1:
+                gaps.append(_gaps(row, k))
+    gaps = [g for g in gaps if g is not None]
+    positive = [g for g in gaps if g > 0]
+    return (min(positive) if positive else None), sum(1 for g in gaps if g == 0)

@@ -28,7 +28,7 @@ struct ModelConfig {
 
   void validate(Problems& p) const;
   // Matrix weights a token is multiplied by (output projection included, embedding
-  // lookup excluded): the N_active of DESIGN.md's FLOP accounting for a dense model.
+  // lookup excluded): the N_active of docs/design.md's FLOP accounting for a dense model.
   int64_t active_matmul_params() const;
   // Model FLOPs per token for a training step (forward + backward), at sequence `seq`.
   double train_flops_per_token(int64_t seq) const;

@@ -8,8 +8,10 @@
 namespace sy {
 
 Experts::Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t count,
-                 int64_t d_model, int64_t d_ff, ExpertKind kind, double init_std, double out_std)
-    : env_(env), E_(count), C_(d_model), H_(d_ff), kind_(kind) {
+                 int64_t d_model, int64_t d_ff, ExpertKind kind, Activation act, double init_std,
+                 double out_std)
+    : env_(env), E_(count), C_(d_model), H_(d_ff), act_(kind == ExpertKind::glu ? act : Activation::gelu),
+      kind_(kind) {
   for (int64_t e = 0; e < E_; ++e) {
     const std::string p = prefix + "." + std::to_string(first + e);
     Ids ids;
@@ -43,10 +45,10 @@ void Experts::expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, T
   const int64_t n = x.dim(0);
   if (kind_ == ExpertKind::glu) {
     ops.gemm(false, true, n, 2 * H_, C_, 1.0, x, P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_}), 0.0, a);
-    ops.glu_forward(Activation::gelu, hid, a);
+    ops.glu_forward(act_, hid, a);
   } else {
     ops.gemm(false, true, n, H_, C_, 1.0, x, P.value(ids_[e].w_in), 0.0, a);
-    ops.activation_forward(Activation::gelu, hid, a);
+    ops.activation_forward(act_, hid, a);
   }
   ops.gemm(false, true, n, C_, H_, 1.0, hid, P.value(ids_[e].w_out), 0.0, y);
 }
@@ -78,12 +80,12 @@ void Experts::backward(const Tensor& dy, Tensor dxin) {
     ops.gemm(true, false, C_, H_, n, 1.0, dye, he, 1.0, P.grad(ids_[e].w_out));
     ops.gemm(false, false, n, H_, C_, 1.0, dye, P.value(ids_[e].w_out), 0.0, dhe);
     if (kind_ == ExpertKind::glu) {
-      ops.glu_backward(Activation::gelu, dae, dhe, ae);
+      ops.glu_backward(act_, dae, dhe, ae);
       const Tensor w = P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_});
       ops.gemm(true, false, 2 * H_, C_, n, 1.0, dae, xe, 1.0, P.grad_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_}));
       ops.gemm(false, false, n, C_, 2 * H_, 1.0, dae, w, 0.0, dxe);
     } else {
-      ops.activation_backward(Activation::gelu, dae, dhe, ae);
+      ops.activation_backward(act_, dae, dhe, ae);
       ops.gemm(true, false, H_, C_, n, 1.0, dae, xe, 1.0, P.grad(ids_[e].w_in));
       ops.gemm(false, false, n, C_, H_, 1.0, dae, P.value(ids_[e].w_in), 0.0, dxe);
     }

@@ -1,6 +1,7 @@
 #pragma once
-// The experts of one MoE layer: E independent FFNs (GLU, or the plain two-layer
-// GELU FFN of the EC paper) over a packed buffer whose rows are laid out expert
+// The experts of one MoE layer: E independent FFNs (GLU with the model's activation,
+// like the dense FFN they replace, or the plain two-layer GELU FFN of the EC paper)
+// over a packed buffer whose rows are laid out expert
 // after expert (RoutePlan::expert_begin). The fast path runs one GEMM per expert on
 // its slice of the packed buffer; forward_reference() is the plain per-expert loop
 // kept beside it (gather the expert's tokens, run its FFN, scatter back), which
@@ -17,8 +18,9 @@ class Experts {
  public:
   // Experts first .. first+count-1 of the layer (all of them, or this rank's share
   // under expert parallelism); parameters are named by global expert index.
+  // `act`: the GLU's activation (expert_kind glu); ffn experts use GELU.
   Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t count, int64_t d_model,
-          int64_t d_ff, ExpertKind kind, double init_std, double out_std);
+          int64_t d_ff, ExpertKind kind, Activation act, double init_std, double out_std);
   void allocate(Arena& arena, int64_t max_slots);
   // xin [slots, C] → yout [slots, C]; xin must stay alive until backward.
   void forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout);
@@ -38,6 +40,7 @@ class Experts {
   void expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, Tensor y);
   LayerEnv env_;
   int64_t E_, C_, H_;
+  Activation act_;  // of the GLU; ffn experts: gelu
   ExpertKind kind_;
   std::vector<Ids> ids_;
   Tensor xin_;

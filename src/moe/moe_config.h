@@ -1,6 +1,6 @@
 #pragma once
 // The moe section of a config, validated where it is defined. Semantics are those
-// of ROUTING.md (routing contract) and DESIGN.md (layout).
+// of docs/routing.md (routing contract) and docs/design.md (layout).
 #include <cstdint>
 #include <string>
 

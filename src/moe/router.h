@@ -1,6 +1,6 @@
 #pragma once
 // The router of one MoE layer: router logits z = x·W_gᵀ (fp32 master weights, no
-// bias), p = softmax(z), groups, and the selection rule of one of ROUTING.md's
+// bias), p = softmax(z), groups, and the selection rule of one of docs/routing.md's
 // routers (a subclass per router, one file each). Its product is a RoutePlan: for
 // each expert, the tokens it processes and their combine weights. Backward turns
 // ∂L/∂gate of every kept choice (plus the auxiliary losses) into gradients of the

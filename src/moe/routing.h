@@ -1,5 +1,5 @@
 #pragma once
-// The routing rules of ROUTING.md for one group, as plain functions over the
+// The routing rules of docs/routing.md for one group, as plain functions over the
 // group's fp32 router probabilities p [S, E] (row t = token t of the group). They
 // are the CPU reference of every backend's routers. Selections break ties by the
 // larger value first, then the smaller index.
@@ -47,7 +47,7 @@ GroupRoute route_gshard_top2(const T* p, int64_t S, int64_t E, int64_t capacity,
 template <class T>
 GroupRoute route_expert_choice(const T* p, int64_t S, int64_t E, int64_t capacity);
 
-// Capped expert choice: the entropic assignment A of ROUTING.md (row sums C,
+// Capped expert choice: the entropic assignment A of docs/routing.md (row sums C,
 // column sums ≤ b, λ = 1e-3), then each expert's top-C tokens by A, then a greedy
 // pass in descending A keeping at most b experts per token. Gates stay p[t, e].
 template <class T>

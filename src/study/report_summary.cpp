@@ -21,7 +21,7 @@ double mean_of(const std::vector<double>& x) {
   return x.empty() ? 0 : mean_std(x).mean;
 }
 
-// The tokens one group of the router sees (ROUTING.md's S), as the router forms
+// The tokens one group of the router sees (docs/routing.md's S), as the router forms
 // groups: by position, the micro-batch's rows; otherwise group_size or the micro-batch.
 int64_t group_tokens(const Config& c) {
   const bool by_position = c.moe.router == RouterKind::expert_choice &&

@@ -94,7 +94,7 @@ class Trainer {
   MoeModel* moe() { return moe_.get(); }
   const ProcessMesh& mesh() const { return mesh_; }
   const Config& config() const { return cfg_; }
-  // Model FLOPs per training token (DESIGN.md); MoE experts at the last forward's
+  // Model FLOPs per training token (docs/design.md); MoE experts at the last forward's
   // mean experts per token.
   double flops_per_token() const;
 

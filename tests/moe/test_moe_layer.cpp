@@ -184,7 +184,7 @@ TEST(MoeLayer, PackedExpertsEqualThePerExpertReferenceBitwise) {
   }
 }
 
-// The layer's output against ROUTING.md's formula computed from scratch here:
+// The layer's output against docs/routing.md's formula computed from scratch here:
 // p = softmax(x·W_gᵀ); expert choice takes each expert's top-C tokens of a group
 // by p[:, e] (groups: one position across the batch, or the whole micro-batch);
 // y_t = Σ_{e chose t} p_t[e] · W_out,e (gelu(W_in,e x_t) ⊙ W_gate,e x_t).
@@ -348,7 +348,7 @@ TEST(MoeLayer, ZLossMatchesTheHandValue) {
   const double expected = (2 * std::pow(std::log(2.0), 2) + 2 * std::pow(std::log(10.0), 2)) / 4;
   EXPECT_NEAR(layer.stats().z, expected, 1e-12);
   EXPECT_NEAR(layer.aux_loss(), expected, 1e-12);
-  // ROUTING.md's switch vector through the whole layer: balance loss 1.0.
+  // docs/routing.md's switch vector through the whole layer: balance loss 1.0.
   EXPECT_NEAR(layer.stats().balance, 1.0, 1e-12);
   EXPECT_EQ(layer.stats().dropped, 1);
 }

@@ -1,4 +1,4 @@
-// The routing rules of ROUTING.md: its hand-checked vectors exactly, and their
+// The routing rules of docs/routing.md: its hand-checked vectors exactly, and their
 // properties on random inputs.
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 namespace sy {
 namespace {
 
-// ROUTING.md's group: S = 4, E = 2.
+// docs/routing.md's group: S = 4, E = 2.
 const std::vector<double> kP = {.5, .5, .5, .5, .9, .1, .1, .9};
 
 std::vector<std::pair<int, int>> pairs(const GroupRoute& r) {
