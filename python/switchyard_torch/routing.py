@@ -199,24 +199,70 @@ def entropic_assignment(p, C, b, lam=1e-3, max_iterations=100):
     return [[a_at(t, e, alpha[e], beta[t]) for e in range(E)] for t in range(S)]
 
 
+def fill_capped(A, C, b):
+    """The pick of capped expert choice (routing.cpp fill_capped): a greedy pass over
+    every (token, expert) pair in descending A (ties: token, then expert) under both
+    caps (C per expert, b per token), then an augmenting path (breadth first over
+    experts, tokens in descending A) for each expert still short. Returns, per
+    expert, its tokens in descending A."""
+    S, E = len(A), len(A[0])
+    order = sorted(range(S * E), key=lambda i: (-A[i // E][i % E], i))
+    taken = [False] * (S * E)
+    per_token, per_expert = [0] * S, [0] * E
+    for i in order:
+        t, e = divmod(i, E)
+        if per_expert[e] < C and per_token[t] < b:
+            taken[i] = True
+            per_expert[e] += 1
+            per_token[t] += 1
+    by_a = [[] for _ in range(E)]
+    for i in order:
+        by_a[i % E].append(i // E)
+    for start in range(E):
+        while per_expert[start] < C:
+            frm, via = [-2] * E, [-1] * E
+            frm[start] = -1
+            queue, q = [start], 0
+            end_e = end_t = -1
+            while q < len(queue) and end_e < 0:
+                e = queue[q]
+                q += 1
+                for t in by_a[e]:
+                    if taken[t * E + e]:
+                        continue
+                    if per_token[t] < b:
+                        end_e, end_t = e, t
+                        break
+                    for o in range(E):
+                        if taken[t * E + o] and frm[o] == -2:
+                            frm[o], via[o] = e, t
+                            queue.append(o)
+            if end_e < 0:
+                break
+            taken[end_t * E + end_e] = True
+            per_token[end_t] += 1
+            e = end_e
+            while frm[e] >= 0:
+                t = via[e]
+                taken[t * E + e] = False
+                taken[t * E + frm[e]] = True
+                e = frm[e]
+            per_expert[start] += 1
+    picks = [[] for _ in range(E)]
+    for i in order:
+        if taken[i]:
+            picks[i % E].append(i // E)
+    return picks
+
+
 def route_expert_choice_capped(p, capacity, b):
-    """Capped expert choice: each expert's top-C tokens by the entropic assignment A,
-    then a greedy pass in descending A (ties: token, then expert) keeping at most b
-    experts per token. Slots the cap frees stay empty (as routing.cpp does).
-    Returns (choices, empty_slots)."""
+    """Capped expert choice: the entropic assignment A, then fill_capped's pick (every
+    slot filled whenever an assignment exists). Returns (choices, empty_slots)."""
     E = len(p[0])
     A = entropic_assignment(p, capacity, b)
-    cands = [(A[t][e], t, e) for e in range(E) for t in top_tokens(A, e, capacity)]
-    order = sorted(range(len(cands)), key=lambda i: (-cands[i][0], cands[i][1], cands[i][2]))
-    per_token = [0] * len(p)
-    keep = [False] * len(cands)
-    for i in order:
-        t = cands[i][1]
-        if per_token[t] < b:
-            per_token[t] += 1
-            keep[i] = True
-    choices = [(t, e) for (a, t, e), k in zip(cands, keep) if k]
-    return choices, len(cands) - len(choices)
+    picks = fill_capped(A, capacity, b)
+    choices = [(t, e) for e in range(E) for t in picks[e]]
+    return choices, E * capacity - len(choices)
 
 
 def topk_of_row(row, k):

@@ -17,6 +17,15 @@ double MoeModel::aux_loss() const {
   return a;
 }
 
+void MoeModel::end_step(Communicator& world) {
+  for (MoeLayer* l : layers_) {
+    std::vector<double>& samples = l->router().threshold_samples();
+    if (samples.empty()) continue;
+    world.all_reduce_sum(samples);
+    l->router().end_step();
+  }
+}
+
 void MoeModel::snapshot() {
   stats_.clear();
   for (const MoeLayer* l : layers_) stats_.push_back(l->stats());

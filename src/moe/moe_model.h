@@ -6,6 +6,7 @@
 
 #include "model/transformer.h"
 #include "moe/moe_layer.h"
+#include "parallel/communicator.h"
 
 namespace sy {
 
@@ -21,6 +22,10 @@ class MoeModel {
   // Keeps every layer's statistics of the last forward (call after a training
   // forward, so that evaluations do not overwrite what metrics report).
   void snapshot();
+  // The end of a training step: each expert-choice layer's threshold samples are
+  // summed over `world` (every rank's groups) and folded into θ once, so every
+  // replica holds the same θ and the window does not depend on the layout.
+  void end_step(Communicator& world);
   const std::vector<RouterStats>& snapshot_stats() const { return stats_; }
   // Σ over MoE layers of their weighted auxiliary losses (last forward).
   double aux_loss() const;

@@ -151,26 +151,40 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) 
     if (hold_) regate(g);
     else g.route = select(g, capacity(g.S, ctx.training));
   }
-  if (ctx.training && groups_by_position()) update_thresholds();
+  if (ctx.training && groups_by_position()) sample_thresholds();
   fill_plan(plan);
   fill_stats(plan);
 }
 
-void Router::update_thresholds() {
-  // θ_e ← EMA of the C-th largest score expert e saw per group.
+void Router::sample_thresholds() {
+  // This step's samples: per group, the C-th largest score each expert saw.
+  if (theta_samples_.empty()) theta_samples_.assign(static_cast<size_t>(E_ + 1), 0.0);
+  std::vector<double> col;
   for (const Group& g : groups_) {
     const int64_t C = capacity(g.S, true);
-    if (thresholds_.empty()) thresholds_.assign(static_cast<size_t>(E_), -1.0);
+    col.resize(static_cast<size_t>(g.S));
     for (int64_t e = 0; e < E_; ++e) {
-      std::vector<double> col(static_cast<size_t>(g.S));
       for (int64_t s = 0; s < g.S; ++s) col[s] = g.p[s * E_ + e];
       std::nth_element(col.begin(), col.begin() + (C - 1), col.end(), std::greater<double>());
-      const double v = col[C - 1];
-      thresholds_[e] = thresholds_[e] < 0 ? v
-                                          : cfg_.threshold_decay * thresholds_[e] +
-                                                (1 - cfg_.threshold_decay) * v;
+      theta_samples_[e] += col[C - 1];
     }
+    theta_samples_[E_] += 1.0;
   }
+}
+
+void Router::end_step() {
+  // θ_e ← decay·θ_e + (1 − decay)·(mean over the step's groups); the first step sets it.
+  if (theta_samples_.empty() || theta_samples_[E_] == 0) return;
+  const double groups = theta_samples_[E_];
+  if (thresholds_.empty()) {
+    thresholds_.resize(static_cast<size_t>(E_));
+    for (int64_t e = 0; e < E_; ++e) thresholds_[e] = theta_samples_[e] / groups;
+  } else {
+    for (int64_t e = 0; e < E_; ++e)
+      thresholds_[e] = cfg_.threshold_decay * thresholds_[e] +
+                       (1 - cfg_.threshold_decay) * (theta_samples_[e] / groups);
+  }
+  std::fill(theta_samples_.begin(), theta_samples_.end(), 0.0);
 }
 
 void Router::fill_plan(RoutePlan& plan) {

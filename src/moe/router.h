@@ -65,8 +65,14 @@ class Router {
   // Tests: reuse the last forward's selections, recomputing only the gates (so a
   // finite difference sees a smooth function).
   void hold_selections(bool hold) { hold_ = hold; }
-  // Expert-choice thresholds for causal evaluation (training state).
+  // Expert-choice thresholds for causal evaluation (training state). Each training
+  // forward adds, per group, the C-th largest score of every expert to this step's
+  // samples; end_step() folds their mean into θ once per step (an EMA with
+  // moe.expert_choice.threshold_decay), so the window is the same ~1/(1−decay)
+  // steps whatever the grouping. threshold_samples(): [E sums…, group count].
   const std::vector<double>& thresholds() const { return thresholds_; }
+  std::vector<double>& threshold_samples() { return theta_samples_; }
+  void end_step();  // (with the samples already summed over ranks)
   void set_eval_routing(EvalRouting r) { cfg_.eval_routing = r; }
   void set_thresholds(std::vector<double> t) { thresholds_ = std::move(t); }
 
@@ -121,7 +127,7 @@ class Router {
   void make_groups(const RouteContext& ctx, int64_t N);
   void fill_plan(RoutePlan& plan);
   void fill_stats(const RoutePlan& plan);
-  void update_thresholds();
+  void sample_thresholds();
 
   LayerEnv env_;
   MoeConfig cfg_;
@@ -142,6 +148,7 @@ class Router {
   RouteContext ctx_;
   RouterStats stats_;
   std::vector<double> thresholds_;  // [E] (empty until the first training step)
+  std::vector<double> theta_samples_;  // [E + 1]: this step's sums of C-th scores, groups
 };
 
 // Switch and GShard: token choice with a capacity of ⌈factor · k · S / E⌉ slots and

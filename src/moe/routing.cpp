@@ -210,38 +210,85 @@ std::vector<double> entropic_assignment(const T* p, int64_t S, int64_t E, int64_
   return A;
 }
 
+// The pick of capped expert choice: every expert exactly C tokens, every token at
+// most b experts, preferring large A — whenever such an assignment exists at all
+// (C ≤ S, E·C ≤ min(b, E)·S: the bipartite graph is complete). First a greedy pass
+// over every (token, expert) pair in descending A under both caps; then, for each
+// expert still short, an augmenting path (breadth first over experts, tokens in
+// descending A): the expert takes a token from another expert that can take a token
+// with room instead. Each path adds one slot and keeps every cap. Returns, per
+// expert, its tokens.
+static std::vector<std::vector<int32_t>> fill_capped(const std::vector<double>& A, int64_t S, int64_t E,
+                                                     int64_t C, int64_t b) {
+  std::vector<int64_t> order(static_cast<size_t>(S * E));
+  std::iota(order.begin(), order.end(), 0);
+  // Descending A; ties: token, then expert, ascending (index = t·E + e).
+  std::sort(order.begin(), order.end(), [&](int64_t x, int64_t y) {
+    return A[x] != A[y] ? A[x] > A[y] : x < y;
+  });
+  std::vector<char> taken(static_cast<size_t>(S * E), 0);
+  std::vector<int64_t> per_token(static_cast<size_t>(S), 0), per_expert(static_cast<size_t>(E), 0);
+  for (int64_t i : order) {
+    const int64_t t = i / E, e = i % E;
+    if (per_expert[e] < C && per_token[t] < b) {
+      taken[i] = 1;
+      ++per_expert[e];
+      ++per_token[t];
+    }
+  }
+  // Each expert's candidate tokens in descending A, for the paths.
+  std::vector<std::vector<int32_t>> by_a(static_cast<size_t>(E));
+  for (int64_t i : order) by_a[i % E].push_back(static_cast<int32_t>(i / E));
+  for (int64_t start = 0; start < E; ++start)
+    while (per_expert[start] < C) {
+      // BFS over experts; parent[e] = (expert it came from, token it takes from e).
+      std::vector<int64_t> from(static_cast<size_t>(E), -2), via(static_cast<size_t>(E), -1);
+      std::vector<int64_t> queue = {start};
+      from[start] = -1;
+      int64_t end_expert = -1, end_token = -1;
+      for (size_t q = 0; q < queue.size() && end_expert < 0; ++q) {
+        const int64_t e = queue[q];
+        for (int32_t t : by_a[e]) {
+          if (taken[t * E + e]) continue;
+          if (per_token[t] < b) {  // room: the path ends here
+            end_expert = e;
+            end_token = t;
+            break;
+          }
+          for (int64_t o = 0; o < E; ++o)  // t is full: one of its experts could move on
+            if (taken[t * E + o] && from[o] == -2) {
+              from[o] = e;
+              via[o] = t;
+              queue.push_back(o);
+            }
+        }
+      }
+      if (end_expert < 0) break;  // no path: no full assignment exists
+      // Walk back: end_expert takes end_token; each expert on the path takes the
+      // token of the next one, which gives it up.
+      taken[end_token * E + end_expert] = 1;
+      ++per_token[end_token];
+      for (int64_t e = end_expert; from[e] >= 0; e = from[e]) {
+        const int64_t t = via[e];
+        taken[t * E + e] = 0;
+        taken[t * E + from[e]] = 1;
+      }
+      ++per_expert[start];
+    }
+  std::vector<std::vector<int32_t>> picks(static_cast<size_t>(E));
+  for (int64_t i : order)
+    if (taken[i]) picks[i % E].push_back(static_cast<int32_t>(i / E));  // descending A
+  return picks;
+}
+
 template <class T>
 GroupRoute route_expert_choice_capped(const T* p, int64_t S, int64_t E, int64_t C, int64_t b) {
   const std::vector<double> A = entropic_assignment(p, S, E, C, b);
-  struct Cand {
-    double a;
-    int32_t t, e, slot;
-  };
-  std::vector<Cand> cands;
-  for (int64_t e = 0; e < E; ++e) {
-    const std::vector<int32_t> top = top_tokens(A.data(), S, E, e, C);
-    for (size_t s = 0; s < top.size(); ++s)
-      cands.push_back({A[top[s] * E + e], top[s], static_cast<int32_t>(e), static_cast<int32_t>(s)});
-  }
-  // Greedy in descending A (ties: token, then expert ascending): at most b per token.
-  std::vector<size_t> order(cands.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-    const Cand &a = cands[x], &c = cands[y];
-    if (a.a != c.a) return a.a > c.a;
-    return a.t != c.t ? a.t < c.t : a.e < c.e;
-  });
-  std::vector<int64_t> per_token(static_cast<size_t>(S), 0);
-  std::vector<char> keep(cands.size(), 0);
-  for (size_t i : order)
-    if (per_token[cands[i].t] < b) {
-      ++per_token[cands[i].t];
-      keep[i] = 1;
-    }
+  const std::vector<std::vector<int32_t>> picks = fill_capped(A, S, E, C, b);
   GroupRoute r;
-  for (size_t i = 0; i < cands.size(); ++i) {  // cands are already expert-major, slot order
-    if (keep[i]) r.choices.push_back({cands[i].t, cands[i].e, p[cands[i].t * E + cands[i].e]});
-    else ++r.empty_slots;
+  for (int64_t e = 0; e < E; ++e) {  // expert-major, each expert's tokens by A
+    for (int32_t t : picks[e]) r.choices.push_back({t, static_cast<int32_t>(e), p[t * E + e]});
+    r.empty_slots += C - static_cast<int64_t>(picks[e].size());
   }
   return r;
 }

@@ -48,8 +48,9 @@ template <class T>
 GroupRoute route_expert_choice(const T* p, int64_t S, int64_t E, int64_t capacity);
 
 // Capped expert choice: the entropic assignment A of docs/routing.md (row sums C,
-// column sums ≤ b, λ = 1e-3), then each expert's top-C tokens by A, then a greedy
-// pass in descending A keeping at most b experts per token. Gates stay p[t, e].
+// column sums ≤ b, λ = 1e-3), then a pick in descending A under both caps that
+// fills every slot whenever an assignment exists (greedy, then augmenting paths);
+// empty_slots counts the rest. Gates stay p[t, e].
 template <class T>
 GroupRoute route_expert_choice_capped(const T* p, int64_t S, int64_t E, int64_t capacity,
                                       int64_t max_per_token);

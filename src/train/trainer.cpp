@@ -176,16 +176,7 @@ StepStats Trainer::train_step(int64_t step) {
   }
   if (moe_) {
     moe_->snapshot();
-    // Expert-choice thresholds: each rank's EMA saw its own groups; their mean over
-    // the ranks keeps every replica (and a checkpoint of rank 0) on the same θ.
-    if (mesh_.world > 1)
-      for (MoeLayer* l : moe_->layers()) {
-        std::vector<double> theta = l->router().thresholds();
-        if (theta.empty()) continue;
-        mesh_.world_comm->all_reduce_sum(theta);
-        for (double& t : theta) t /= mesh_.world;
-        l->router().set_thresholds(std::move(theta));
-      }
+    moe_->end_step(*mesh_.world_comm);  // expert-choice thresholds: once per step, every rank alike
   }
   if (inject_nan(rank_, step)) ops_.fill(ps.grads().view({1}), std::nan(""));
   sync_gradients();

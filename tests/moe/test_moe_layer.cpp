@@ -363,7 +363,8 @@ TEST(MoeLayer, ExpertChoiceThresholdEvaluationIsPerToken) {
   Case c{"", RouterKind::expert_choice};
   c.arch = Arch::decoder;  // by_position groups
   LayerHarness h(c);
-  h.layer->forward(h.x, h.out);  // training: learns θ_e
+  h.layer->forward(h.x, h.out);  // training: samples θ_e
+  h.layer->router().end_step();  // the step ends (a world of one): θ_e learned
   const std::vector<double> theta = h.layer->router().thresholds();
   ASSERT_EQ(theta.size(), 4u);
   h.layer->router().set_eval_routing(EvalRouting::threshold);
@@ -390,6 +391,52 @@ TEST(MoeLayer, ExpertChoiceThresholdEvaluationIsPerToken) {
       EXPECT_EQ(chosen.count({t, e}) > 0, prob >= theta[e]) << "token " << t << " expert " << e;
     }
   }
+}
+
+// θ moves once per training step, by the mean over that step's groups of the C-th
+// largest score each expert saw, so that by-position grouping (one group per
+// position, many per step) averages over the same window as contiguous grouping
+// (one group). From scratch: p = softmax(x·Wᵀ), groups = positions across the batch.
+TEST(MoeLayer, ExpertChoiceThresholdMovesOncePerStepByTheMeanOverGroups) {
+  Case c{"", RouterKind::expert_choice};
+  c.arch = Arch::decoder;  // by_position groups: T groups of B tokens
+  LayerHarness h(c);
+  const int64_t E = 4, N = h.B * h.T;
+  const auto x = h.get(h.x);
+  const auto w = h.get(h.params.value(h.params.find("blocks.1.moe.router.w_gate")));
+  std::vector<double> p(static_cast<size_t>(N * E));
+  for (int64_t t = 0; t < N; ++t) {
+    double z[4], mx = -1e300, sum = 0;
+    for (int e = 0; e < 4; ++e) {
+      z[e] = 0;
+      for (int64_t k = 0; k < h.C; ++k) z[e] += x[t * h.C + k] * w[e * h.C + k];
+      mx = std::max(mx, z[e]);
+    }
+    for (int e = 0; e < 4; ++e) sum += std::exp(z[e] - mx);
+    for (int e = 0; e < 4; ++e) p[t * E + e] = std::exp(z[e] - mx) / sum;
+  }
+  std::vector<double> mean(E, 0.0);
+  const int64_t C = expert_choice_capacity(h.moe.ec_capacity, h.B, E);
+  for (int64_t j = 0; j < h.T; ++j)
+    for (int64_t e = 0; e < E; ++e) {
+      std::vector<double> col;
+      for (int64_t b = 0; b < h.B; ++b) col.push_back(p[(b * h.T + j) * E + e]);
+      std::sort(col.rbegin(), col.rend());
+      mean[e] += col[C - 1] / static_cast<double>(h.T);
+    }
+  h.layer->forward(h.x, h.out);
+  EXPECT_TRUE(h.layer->router().thresholds().empty()) << "θ moved inside the step";
+  h.layer->router().end_step();
+  const std::vector<double> theta1 = h.layer->router().thresholds();
+  ASSERT_EQ(theta1.size(), 4u);
+  for (int64_t e = 0; e < E; ++e) EXPECT_NEAR(theta1[e], mean[e], 1e-6) << "expert " << e;
+  // Two forwards in one step (gradient accumulation) and a step without samples:
+  // θ = d·θ + (1−d)·mean = mean again, and stays.
+  h.layer->forward(h.x, h.out);
+  h.layer->forward(h.x, h.out);
+  h.layer->router().end_step();
+  h.layer->router().end_step();
+  for (int64_t e = 0; e < E; ++e) EXPECT_NEAR(h.layer->router().thresholds()[e], theta1[e], 1e-12);
 }
 
 TEST(MoeLayer, FlopAccountingCountsExpertsAtTheirMeanUse) {

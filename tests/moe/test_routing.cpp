@@ -146,6 +146,84 @@ TEST(RoutingProperties, CappedExpertChoiceRespectsTheCap) {
   }
 }
 
+// The pick of capped expert choice fills every slot whenever an assignment exists
+// (E·C ≤ b·S here), never gives a token more than b experts, and where none exists
+// fills as many as any assignment could (b·S).
+TEST(RoutingProperties, CappedExpertChoiceFillsEverySlotWhenAnAssignmentExists) {
+  struct Shape {
+    int64_t S, E, b;
+    double c;
+  };
+  int groups = 0;
+  for (const Shape& sh : {Shape{16, 16, 2, 2.0}, Shape{64, 16, 2, 2.0}, Shape{24, 4, 2, 2.0},
+                          Shape{37, 6, 3, 2.0}, Shape{64, 8, 1, 1.0}, Shape{30, 5, 1, 2.0},
+                          Shape{20, 8, 1, 2.0}})
+    for (uint64_t seed = 1; seed <= 6; ++seed) {
+      const int64_t S = sh.S, E = sh.E, b = sh.b, C = expert_choice_capacity(sh.c, S, E);
+      const auto p = random_probs(S, E, 100 * seed + static_cast<uint64_t>(S));
+      const GroupRoute r = route_expert_choice_capped(p.data(), S, E, C, b);
+      std::vector<int64_t> per_token(S, 0), per_expert(E, 0);
+      std::set<std::pair<int, int>> seen;
+      for (const Choice& c : r.choices) {
+        ++per_token[c.token];
+        ++per_expert[c.expert];
+        EXPECT_TRUE(seen.insert({c.token, c.expert}).second) << "a pair picked twice";
+      }
+      for (int64_t n : per_token) EXPECT_LE(n, b);
+      const int64_t possible = std::min(E * C, std::min(b, E) * S);
+      EXPECT_EQ(static_cast<int64_t>(r.choices.size()), possible)
+          << "S " << S << " E " << E << " C " << C << " b " << b << " seed " << seed;
+      EXPECT_EQ(r.empty_slots, E * C - possible);
+      if (E * C <= b * S) {
+        for (int64_t e = 0; e < E; ++e) EXPECT_EQ(per_expert[e], C);
+      }
+      ++groups;
+    }
+  EXPECT_EQ(groups, 42);
+}
+
+// A case greedy alone gets wrong: S = 2, E = 4, C = 1, b = 2. In descending A both
+// tokens first go to experts 0 and 1; expert 2 then takes one of them, and expert 3
+// finds both tokens full — an augmenting path moves a token from expert 2 or 1.
+TEST(RoutingProperties, CappedExpertChoiceRepairsWhatGreedyLeavesEmpty) {
+  const std::vector<double> p = {.40, .35, .15, .10, .45, .30, .15, .10};
+  const GroupRoute r = route_expert_choice_capped(p.data(), 2, 4, 1, 2);
+  EXPECT_EQ(r.empty_slots, 0);
+  ASSERT_EQ(r.choices.size(), 4u);
+  std::vector<int> per_token(2, 0);
+  for (int e = 0; e < 4; ++e) EXPECT_EQ(r.choices[e].expert, e);  // expert-major, one each
+  for (const Choice& c : r.choices) ++per_token[c.token];
+  EXPECT_EQ(per_token, (std::vector<int>{2, 2}));
+}
+
+// The multiplier solver's stated tolerance (docs/routing.md): rows within 1e-3 of C
+// when the caps leave slack, and within one slot where they are tight (E·C = b·S,
+// every token at exactly b): its 100 alternating iterations converge slowly there.
+// The pick above does not depend on it: it fills every slot either way.
+TEST(RoutingProperties, CappedSolverMeetsItsStatedTolerance) {
+  struct Shape {
+    int64_t S, E, b;
+    double tol;
+  };
+  for (const Shape& sh : {Shape{64, 8, 3, 1e-3}, Shape{24, 4, 3, 1e-3}, Shape{64, 16, 2, 1.0},
+                          Shape{256, 16, 2, 1.0}})
+    for (uint64_t seed = 1; seed <= 4; ++seed) {
+      const int64_t C = expert_choice_capacity(2.0, sh.S, sh.E);
+      const auto p = random_probs(sh.S, sh.E, seed);
+      const auto A = entropic_assignment(p.data(), sh.S, sh.E, C, sh.b);
+      for (int64_t e = 0; e < sh.E; ++e) {
+        double row = 0;
+        for (int64_t t = 0; t < sh.S; ++t) row += A[t * sh.E + e];
+        EXPECT_NEAR(row, static_cast<double>(C), sh.tol) << "S " << sh.S << " b " << sh.b;
+      }
+      for (int64_t t = 0; t < sh.S; ++t) {
+        double col = 0;
+        for (int64_t e = 0; e < sh.E; ++e) col += A[t * sh.E + e];
+        EXPECT_LE(col, static_cast<double>(sh.b) + 1e-2);
+      }
+    }
+}
+
 TEST(RoutingProperties, SwitchRespectsCapacityAndDropsInTokenOrder) {
   const int64_t S = 50, E = 4;
   const auto p = random_probs(S, E, 21);
