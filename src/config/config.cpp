@@ -331,6 +331,12 @@ void Config::validate(Problems& p) const {
   p.require(checkpoint.keep_last >= 1, "checkpoint.keep_last", checkpoint.keep_last, "must be positive");
   p.require(parallel.step_timeout_s >= 0, "parallel.step_timeout_s", parallel.step_timeout_s,
             "must be >= 0 (0 or .inf: no limit)");
+  p.require(parallel.bucket_mb > 0 && parallel.bucket_mb <= 1e6, "parallel.bucket_mb", parallel.bucket_mb,
+            "must be in (0, 1e6] megabytes");
+  p.require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", parallel.zero,
+            "must be 0 (replicated optimizer state) or 1 (sharded, ZeRO stage 1)");
+  p.require(parallel.check_replicas_every >= 0, "parallel.check_replicas_every", parallel.check_replicas_every,
+            "must be >= 0 (0: never)");
   if (data.source == DataSource::bytes)
     p.require(model.vocab_size >= 256, "model.vocab_size", model.vocab_size,
               "must be at least 256 for data.source: bytes");

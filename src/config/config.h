@@ -43,6 +43,17 @@ struct ParallelConfig {
   // finalisation) longer than this ends the job (exit 6). 0, .inf or more than
   // 1e8 s: no limit.
   double step_timeout_s = 900;
+  // Gradients are reduced in buckets of about this many megabytes (10^6 bytes),
+  // each started as soon as the backward pass has finished it.
+  double bucket_mb = 25;
+  // 0: every rank keeps Adam's moments for every parameter it holds; 1 (ZeRO stage
+  // 1): each rank keeps them for its slice only (1/world of the dense parameters,
+  // 1/dp of its experts), gradients are reduce-scattered and parameters all-gathered.
+  int64_t zero = 0;
+  // Every this many steps, check that every replica of every weight holds the same
+  // bits (dense weights over the world, experts over their data-parallel group);
+  // a difference (a bug, or silent data corruption) ends the run (exit 1). 0: never.
+  int64_t check_replicas_every = 0;
 };
 
 struct Config {

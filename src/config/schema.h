@@ -152,6 +152,9 @@ void visit_config(V& v, Config& c) {
   v.section("parallel", [&] {
     v.field("expert_parallel", c.parallel.expert_parallel);
     v.field("step_timeout_s", c.parallel.step_timeout_s);
+    v.field("bucket_mb", c.parallel.bucket_mb);
+    v.field("zero", c.parallel.zero);
+    v.field("check_replicas_every", c.parallel.check_replicas_every);
   });
 }
 

@@ -19,6 +19,8 @@ Transformer::Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothin
       norm_f_(env_, "norm_f", cfg.norm, cfg.d_model, cfg.norm_eps),
       loss_(env_, label_smoothing),
       arena_(ops) {
+  norm_f_first_ = params_.find("norm_f.weight");
+  blocks_first_ = params_.size();
   const double out_std = cfg.init_std / std::sqrt(2.0 * cfg.n_layers);
   for (int64_t l = 0; l < cfg.n_layers; ++l) {
     const std::string prefix = "blocks." + std::to_string(l);
@@ -28,6 +30,7 @@ Transformer::Transformer(Ops& ops, const ModelConfig& cfg, double label_smoothin
       ffn = std::make_unique<GluFfn>(env_, prefix + ".ffn", cfg.d_model, cfg.d_ff, cfg.activation,
                                      cfg.init_std, out_std);
     blocks_.push_back(std::make_unique<Block>(env_, prefix, cfg, std::move(ffn)));
+    block_end_.push_back(params_.size());
   }
   if (!cfg.tie_embeddings)
     head_ = params_.add("head.weight", {cfg.vocab_size, cfg.d_model}, Init::normal, cfg.init_std);
@@ -86,10 +89,16 @@ void Transformer::backward(double grad_scale) {
   ops_.gemm(true, false, V, C, N, 1.0, logits_, norm_f_.out, 1.0, params_.grad(head));
   Tensor dh = scratch_.dln.view({N, C});
   ops_.gemm(false, false, N, C, V, 1.0, logits_, params_.value(head), 0.0, dh);
+  ready(block_end_.empty() ? blocks_first_ : block_end_.back(), params_.size());  // untied head
   ops_.fill(dres_, 0.0);
   norm_f_.backward(dh, dres_.view({N, C}));
-  for (auto it = blocks_.rbegin(); it != blocks_.rend(); ++it) (*it)->backward(dres_, scratch_);
-  embed_.backward(dres_);
+  ready(norm_f_first_, blocks_first_);
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    blocks_[l]->backward(dres_, scratch_);
+    ready(l > 0 ? block_end_[l - 1] : blocks_first_, block_end_[l]);
+  }
+  embed_.backward(dres_);  // (a tied head's gradient is final only here)
+  ready(0, norm_f_first_);
 }
 
 }  // namespace sy

@@ -31,6 +31,12 @@ class Transformer {
   LossSums forward(const int32_t* ids, const int32_t* targets);
   // Accumulates gradients of grad_scale·Σ loss into params().grads().
   void backward(double grad_scale);
+  // Called by backward() with each range [first, end) of parameters whose gradients
+  // it has finished, as soon as it has (the head, the final norm, each block from
+  // the last, the embedding): the trainer starts their reduction over ranks there.
+  // Every parameter is reported exactly once per backward pass.
+  using GradsReady = std::function<void(ParamId first, ParamId end)>;
+  void on_grads_ready(GradsReady f) { grads_ready_ = std::move(f); }
 
   ParamStore& params() { return params_; }
   const ModelConfig& config() const { return cfg_; }
@@ -54,6 +60,15 @@ class Transformer {
   Tensor logits_;         // [B·T, V]; holds ∂L/∂logits after backward starts
   Tensor dres_;           // [B, T, C] residual-stream gradient
   int64_t batch_ = 0, seq_ = 0;
+  // Parameter ids of each part, in registration order: embedding [0, norm_f_first_),
+  // final norm [norm_f_first_, blocks_first_), block l [block_end_[l-1], block_end_[l]),
+  // head [block_end_.back(), size).
+  ParamId norm_f_first_ = 0, blocks_first_ = 0;
+  std::vector<ParamId> block_end_;
+  GradsReady grads_ready_;
+  void ready(ParamId first, ParamId end) {
+    if (grads_ready_ && end > first) grads_ready_(first, end);
+  }
 };
 
 }  // namespace sy

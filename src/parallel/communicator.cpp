@@ -2,6 +2,7 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/errors.h"
@@ -13,12 +14,23 @@
 namespace sy {
 namespace {
 
+// A collective that was over as soon as it started.
+class Done final : public PendingCollective {
+ public:
+  bool test() override { return true; }
+  void wait() override {}
+};
+std::unique_ptr<PendingCollective> done() { return std::make_unique<Done>(); }
+
 // A world of one: every collective is the identity.
 class SoloCommunicator final : public Communicator {
  public:
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string describe() const override { return "single process"; }
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(Tensor) override { return done(); }
+  std::unique_ptr<PendingCollective> start_reduce_scatter_sum(Tensor, Tensor) override { return done(); }
+  std::unique_ptr<PendingCollective> start_all_gather(Tensor) override { return done(); }
   void all_reduce_sum(Tensor) override {}
   void all_reduce_sum(std::vector<double>&) override {}
   int64_t all_reduce_max(int64_t v) override { return v; }
@@ -34,6 +46,15 @@ class SoloCommunicator final : public Communicator {
   std::unique_ptr<Communicator> split(int, int) override { return std::make_unique<SoloCommunicator>(); }
 };
 
+}  // namespace
+
+Slice slice_of(int64_t n, int P, int r) {
+  const int64_t base = n / P, extra = n % P;
+  return {r * base + std::min<int64_t>(r, extra), base + (r < extra ? 1 : 0)};
+}
+
+namespace {
+
 MPI_Datatype mpi_type(DType t) {
   switch (t) {
     case DType::f32: return MPI_FLOAT;
@@ -48,6 +69,71 @@ void check(int rc, const char* what) {
 }
 
 class MpiCommunicator final : public Communicator {
+  // One non-blocking collective (MPI_Iallreduce, MPI_Ireduce_scatter into
+  // `scratch` with the slice copied back into place when it completes, or
+  // MPI_Iallgatherv in place), driven by test() / wait(). One collective per
+  // object: every rank starts them in the same order, as MPI requires, whatever
+  // the order they complete in.
+  class MpiReduction final : public PendingCollective {
+   public:
+    enum Kind { all_reduce, reduce_scatter, all_gather };
+    MpiReduction(MpiCommunicator& c, Kind kind, Tensor x, Tensor scratch)
+        : c_(c), kind_(kind), x_(x), scratch_(scratch) {
+      const int P = c.size_;
+      if (P == 1 || x.numel() == 0) return;
+      if (kind == all_reduce) {
+        check(MPI_Iallreduce(MPI_IN_PLACE, x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), MPI_SUM,
+                             c.comm_, &req_),
+              "all-reduce");
+        return;
+      }
+      counts_.resize(P);
+      displs_.resize(P);
+      for (int r = 0; r < P; ++r) {
+        const Slice sl = slice_of(x.numel(), P, r);
+        counts_[r] = static_cast<int>(sl.size);
+        displs_[r] = static_cast<int>(sl.begin);
+      }
+      if (kind == reduce_scatter) {
+        SY_CHECK(scratch.numel() >= counts_[c.rank_] && scratch.dtype == x.dtype,
+                 "reduce-scatter scratch of {} elements, the slice has {}", scratch.numel(), counts_[c.rank_]);
+        check(MPI_Ireduce_scatter(x.ptr, scratch.ptr, counts_.data(), mpi_type(x.dtype), MPI_SUM, c.comm_,
+                                  &req_),
+              "reduce-scatter");
+      } else {
+        check(MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x.ptr, counts_.data(), displs_.data(),
+                              mpi_type(x.dtype), c.comm_, &req_),
+              "all-gather");
+      }
+    }
+    ~MpiReduction() override { wait(); }
+    bool test() override {
+      if (req_ == MPI_REQUEST_NULL) return true;
+      int done = 0;
+      check(MPI_Test(&req_, &done, MPI_STATUS_IGNORE), "test");
+      if (done) completed();
+      return done != 0;
+    }
+    void wait() override {
+      if (req_ == MPI_REQUEST_NULL) return;
+      check(MPI_Wait(&req_, MPI_STATUS_IGNORE), "wait");
+      completed();
+    }
+
+   private:
+    void completed() {  // (MPI has set req_ to MPI_REQUEST_NULL)
+      if (kind_ != reduce_scatter) return;
+      const size_t w = dtype_size(x_.dtype);
+      std::memcpy(static_cast<char*>(x_.ptr) + static_cast<size_t>(displs_[c_.rank_]) * w, scratch_.ptr,
+                  static_cast<size_t>(counts_[c_.rank_]) * w);
+    }
+    MpiCommunicator& c_;
+    Kind kind_;
+    Tensor x_, scratch_;
+    std::vector<int> counts_, displs_;
+    MPI_Request req_ = MPI_REQUEST_NULL;
+  };
+
  public:
   explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
     MPI_Comm_rank(comm_, &rank_);
@@ -62,27 +148,30 @@ class MpiCommunicator final : public Communicator {
   int size() const override { return size_; }
   std::string describe() const override { return fmt::format("MPI, {} ranks", size_); }
 
-  // All-gather, then a sum in rank order: the same bits on every rank and every
-  // run, at the price of size× the traffic of a reduce-scatter (fine at this scale).
-  void all_reduce_sum(Tensor x) override {
-    if (size_ == 1) return;
-    const size_t bytes = x.bytes();
-    gather_.resize(bytes * static_cast<size_t>(size_));
-    check(MPI_Allgather(x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), gather_.data(),
-                        static_cast<int>(x.numel()), mpi_type(x.dtype), comm_),
-          "all-gather (all-reduce)");
-    const int64_t n = x.numel();
-    if (x.dtype == DType::f32) sum_in_order<float>(x.data<float>(), n);
-    else if (x.dtype == DType::f64) sum_in_order<double>(x.data<double>(), n);
-    else sum_in_order<int32_t>(x.data<int32_t>(), n);
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(Tensor x) override {
+    return std::make_unique<MpiReduction>(*this, MpiReduction::all_reduce, x, Tensor{});
   }
+  std::unique_ptr<PendingCollective> start_reduce_scatter_sum(Tensor x, Tensor scratch) override {
+    return std::make_unique<MpiReduction>(*this, MpiReduction::reduce_scatter, x, scratch);
+  }
+  std::unique_ptr<PendingCollective> start_all_gather(Tensor x) override {
+    return std::make_unique<MpiReduction>(*this, MpiReduction::all_gather, x, Tensor{});
+  }
+  void all_reduce_sum(Tensor x) override {
+    if (size_ == 1 || x.numel() == 0) return;
+    check(MPI_Allreduce(MPI_IN_PLACE, x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), MPI_SUM, comm_),
+          "all-reduce");
+  }
+
+  // Small host vectors: all-gather, then a sum in rank order (size× the traffic of
+  // a reduction, which does not matter for a few values).
   void all_reduce_sum(std::vector<double>& v) override {
-    Tensor t;
-    t.ptr = v.data();
-    t.dtype = DType::f64;
-    t.ndim = 1;
-    t.dims[0] = static_cast<int64_t>(v.size());
-    all_reduce_sum(t);
+    if (size_ == 1 || v.empty()) return;
+    const int n = static_cast<int>(v.size());
+    gather_.resize(v.size() * sizeof(double) * static_cast<size_t>(size_));
+    check(MPI_Allgather(v.data(), n, MPI_DOUBLE, gather_.data(), n, MPI_DOUBLE, comm_),
+          "all-gather (small all-reduce)");
+    sum_in_order<double>(v.data(), n);
   }
   int64_t all_reduce_max(int64_t v) override {
     long long in = v, out = 0;

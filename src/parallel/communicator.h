@@ -1,7 +1,8 @@
 #pragma once
 // How ranks talk. The trainer and the MoE dispatcher use this interface only;
 // model code and routers never see it. Every collective is deterministic: the
-// same inputs on the same number of ranks give the same bits, every run.
+// same inputs on the same number of ranks give the same bits, every run, and every
+// rank receives the same bits.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -11,6 +12,23 @@
 
 namespace sy {
 
+// The part of an n-element buffer rank r of P owns in reduce-scatter / all-gather:
+// n/P elements each, the first n % P ranks one more.
+struct Slice {
+  int64_t begin = 0, size = 0;
+};
+Slice slice_of(int64_t n, int P, int r);
+
+// A collective started and not finished yet (non-blocking). test() makes progress
+// and says whether it is done; wait() finishes it. Its buffers must stay untouched
+// until then. Destroying an unfinished one waits for it.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  virtual bool test() = 0;
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -18,8 +36,22 @@ class Communicator {
   virtual int size() const = 0;
   virtual std::string describe() const = 0;
 
-  // x ← Σ_ranks x, summed in rank order (identical bits on every rank).
+  // Sums over ranks of a tensor in place, with the library's all-reduce: traffic
+  // independent of the number of ranks (a ring moves about 2·n·(P−1)/P elements per
+  // rank) and no scratch. Every rank gets the same bits (the libraries reduce each
+  // element once and distribute it; tests hold them to it); the same layout gives
+  // the same bits every run (another number of ranks sums in another order).
+  virtual std::unique_ptr<PendingCollective> start_all_reduce_sum(Tensor x) = 0;
+  // Reduce-scatter (ZeRO): afterwards this rank's slice (slice_of(n, P, rank)) of x
+  // holds the sum over ranks; the rest of x is undefined. `scratch` holds at least
+  // the slice's elements (same dtype and memory as x).
+  virtual std::unique_ptr<PendingCollective> start_reduce_scatter_sum(Tensor x, Tensor scratch) = 0;
+  // All-gather in place: afterwards every rank's slice of x is everywhere.
+  virtual std::unique_ptr<PendingCollective> start_all_gather(Tensor x) = 0;
+  // The blocking all-reduce.
   virtual void all_reduce_sum(Tensor x) = 0;
+  // Small host vectors (counts, losses): summed in rank order (all-gather then a
+  // local sum), the same bits on every rank.
   virtual void all_reduce_sum(std::vector<double>& v) = 0;
   virtual int64_t all_reduce_max(int64_t v) = 0;
   // Variable all-to-all of rows of `row_elems` elements: send holds send_rows[j]

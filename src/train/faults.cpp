@@ -19,8 +19,10 @@ void maybe_inject_fault(int rank, int64_t step) {
   char kind[16] = "fail";
   const int n = std::sscanf(spec, "rank=%d,step=%lld,%15s", &fault_rank, &fault_step, kind);
   if (n < 2)
-    fatalf(ExitCode::bad_input, "SWITCHYARD_INJECT_FAULT='{}': expected rank=R,step=S[,stall|term|nan]", spec);
-  if (rank != fault_rank || step != fault_step || std::string(kind) == "nan") return;
+    fatalf(ExitCode::bad_input, "SWITCHYARD_INJECT_FAULT='{}': expected rank=R,step=S[,stall|term|nan|drift]",
+           spec);
+  if (rank != fault_rank || step != fault_step || std::string(kind) == "nan" || std::string(kind) == "drift")
+    return;
   if (std::string(kind) == "term") {  // preemption: the scheduler's SIGTERM
     std::raise(SIGTERM);
     return;
@@ -34,14 +36,14 @@ void maybe_inject_fault(int rank, int64_t step) {
 
 namespace sy {
 
-bool inject_nan(int rank, int64_t step) {
+bool injected(int rank, int64_t step, const char* what) {
   static const char* spec = std::getenv("SWITCHYARD_INJECT_FAULT");
   if (!spec || !*spec) return false;
   int r = -1;
   long long s = -1;
   char kind[16] = "";
   return std::sscanf(spec, "rank=%d,step=%lld,%15s", &r, &s, kind) == 3 && r == rank &&
-         s == step && std::string(kind) == "nan";
+         s == step && std::string(kind) == what;
 }
 
 }  // namespace sy

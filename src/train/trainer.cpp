@@ -77,7 +77,6 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
   micro_.resize(static_cast<size_t>(cfg.train.grad_accum));
   count_.assign(1, 0.0);
   sums_.assign(3, 0.0);
-  norm_.assign(1, 0.0);
   if (cfg.moe.enabled())
     moe_ = std::make_unique<MoeModel>(cfg.model, cfg.moe,
                                       ExpertShard{mesh_.ep_comm.get(), mesh_.ep_rank, mesh_.ep});
@@ -85,38 +84,83 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
                                          moe_ ? moe_->factory() : FfnFactory{});
   model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
   model_->init_params(cfg.seed);
-  std::vector<OptimParam> params;
   ParamStore& ps = model_->params();
-  for (ParamId i = 0; i < ps.size(); ++i) params.push_back({ps.value(i), ps.grad(i), ps.spec(i).decay});
-  adam_ = std::make_unique<Adam>(ops, cfg.optim, std::move(params));
-  // Runs of consecutive dense / expert parameters, for the gradient reductions.
-  for (ParamId i = 0; i < ps.size(); ++i) {
-    const bool expert = ps.spec(i).expert;
-    if (grad_runs_.empty() || grad_runs_.back().expert != expert)
-      grad_runs_.push_back({ps.grad(i).flat(), expert});
-    else
-      grad_runs_.back().grads = ps.grads().view(
-          {grad_runs_.back().grads.numel() + ps.spec(i).numel},
-          (static_cast<char*>(grad_runs_.back().grads.ptr) - static_cast<char*>(ps.grads().ptr)) /
-              static_cast<int64_t>(dtype_size(ps.dtype())));
+  grad_sync_ = std::make_unique<GradSync>(ps, *mesh_.world_comm, *mesh_.dp_comm,
+                                          static_cast<int64_t>(cfg.parallel.bucket_mb * 1e6),
+                                          cfg.parallel.zero == 1);
+  // Adam updates what this rank owns: every parameter whole, or (zero 1) its slices.
+  std::vector<OptimParam> params;
+  if (grad_sync_->sharded()) {
+    for (const GradSync::Span& s : grad_sync_->owned())
+      params.push_back({ps.values().view({s.size}, s.offset), ps.grads().view({s.size}, s.offset),
+                        ps.spec(s.param).decay});
+  } else {
+    for (ParamId i = 0; i < ps.size(); ++i) params.push_back({ps.value(i), ps.grad(i), ps.spec(i).decay});
   }
+  adam_ = std::make_unique<Adam>(ops, cfg.optim, std::move(params));
+  model_->on_grads_ready([this](ParamId first, ParamId end) { grads_ready(first, end); });
 }
 
-void Trainer::sync_gradients() {
-  // Dense weights are replicated on every rank; an expert's weights on the ranks
-  // of its dp group. Each sums the gradients of all who computed with them.
-  PhaseScope phase(Phase::communication);
-  for (GradRun& r : grad_runs_) (r.expert ? *mesh_.dp_comm : *mesh_.world_comm).all_reduce_sum(r.grads);
+void Trainer::grads_ready(ParamId first, ParamId end) {
+  if (!sync_in_backward_) return;  // an earlier micro-batch: gradients still accumulate
+  if (nan_in_backward_ && first == 0) {  // fault injection: before the first parameter is sent
+    ops_.fill(model_->params().grads().view({1}), std::nan(""));
+    nan_in_backward_ = false;
+  }
+  grad_sync_->ready(first, end);
 }
 
-double Trainer::gradient_norm() {
-  // Dense gradients are identical everywhere after sync_gradients(); each expert
-  // lives on one rank of every expert-parallel group.
-  double dense = 0;
-  norm_[0] = 0;
-  for (const GradRun& r : grad_runs_) (r.expert ? norm_[0] : dense) += ops_.sum_squares(r.grads);
-  mesh_.ep_comm->all_reduce_sum(norm_);
-  return std::sqrt(dense + norm_[0]);
+void Trainer::check_replicas(int64_t step) {
+  // A 63-bit FNV-1a hash of the bits of the dense weights and of this rank's
+  // experts; equal on every rank of a group iff max(h) == min(h) = −max(−h).
+  const ParamStore& ps = model_->params();
+  std::vector<char> host(ps.values().bytes());
+  ops_.to_host(host.data(), ps.values());
+  uint64_t hash[2] = {1469598103934665603ull, 1469598103934665603ull};  // dense, experts
+  const size_t width = dtype_size(ps.dtype());
+  for (ParamId i = 0; i < ps.size(); ++i) {
+    const ParamSpec& sp = ps.spec(i);
+    uint64_t& h = hash[sp.expert ? 1 : 0];
+    const char* at = host.data() + static_cast<size_t>(sp.offset) * width;
+    for (size_t b = 0; b < static_cast<size_t>(sp.numel) * width; ++b)
+      h = (h ^ static_cast<unsigned char>(at[b])) * 1099511628211ull;
+  }
+  auto same = [](Communicator& c, uint64_t h) {
+    const int64_t v = static_cast<int64_t>(h >> 1);
+    return c.all_reduce_max(v) == -c.all_reduce_max(-v);
+  };
+  const bool dense_same = same(*mesh_.world_comm, hash[0]);
+  const bool experts_same = same(*mesh_.dp_comm, hash[1]);
+  if (!dense_same || !experts_same)
+    fatalf(ExitCode::internal,
+           "after step {}: the replicas of the {} weights differ between ranks (rank {} of {}); "
+           "the run cannot continue meaningfully: resume from the last checkpoint, and if it "
+           "happens again suspect the hardware of the ranks involved",
+           step, !dense_same ? "dense" : "expert", rank_, mesh_.world);
+}
+
+double Trainer::optimizer_bytes() const {
+  return 2.0 * static_cast<double>(adam_->first_moments().bytes());
+}
+
+std::pair<Tensor, Tensor> Trainer::full_moments(Buffer& m_full, Buffer& v_full) {
+  if (!grad_sync_->sharded()) return {adam_->first_moments(), adam_->second_moments()};
+  // Each rank's slices into place in zeroed full-size buffers, then every bucket's
+  // slices to every rank (the same all-gather as for the parameters).
+  const ParamStore& ps = model_->params();
+  const size_t bytes = static_cast<size_t>(ps.numel()) * dtype_size(ps.dtype());
+  m_full = Buffer(ops_, bytes);
+  v_full = Buffer(ops_, bytes);
+  Tensor m = m_full.as(ps.dtype(), {ps.numel()}), v = v_full.as(ps.dtype(), {ps.numel()});
+  int64_t at = 0;
+  for (const GradSync::Span& s : grad_sync_->owned()) {
+    ops_.copy(m.view({s.size}, s.offset), adam_->first_moments().view({s.size}, at));
+    ops_.copy(v.view({s.size}, s.offset), adam_->second_moments().view({s.size}, at));
+    at += s.size;
+  }
+  grad_sync_->gather_like_params(m);
+  grad_sync_->gather_like_params(v);
+  return {m, v};
 }
 
 double Trainer::flops_per_token() const {
@@ -158,6 +202,7 @@ StepStats Trainer::train_step(int64_t step) {
   ps.zero_grads();
   std::vector<double>& sums = sums_;  // loss, nll, aux
   std::fill(sums.begin(), sums.end(), 0.0);
+  nan_in_backward_ = injected(rank_, step, "nan");
   for (int64_t m = 0; m < accum; ++m) {
     const Batch& b = micro_[m];
     set_route_context(step, true, b.first_row);
@@ -165,7 +210,12 @@ StepStats Trainer::train_step(int64_t step) {
     sums[0] += l.loss;
     sums[1] += l.nll;
     if (moe_) sums[2] += moe_->aux_loss();
+    // The last micro-batch's backward starts each bucket's reduction as soon as its
+    // gradients are final (the earlier ones only accumulate).
+    sync_in_backward_ = m + 1 == accum;
+    if (sync_in_backward_) grad_sync_->begin();
     model_->backward(count[0] > 0 ? 1.0 / count[0] : 0.0);
+    sync_in_backward_ = false;
     if (moe_)
       for (const MoeLayer* l : moe_->layers()) {
         traffic.bytes_sent += static_cast<double>(l->exchange().bytes_sent);
@@ -178,15 +228,15 @@ StepStats Trainer::train_step(int64_t step) {
     moe_->snapshot();
     moe_->end_step(*mesh_.world_comm);  // expert-choice thresholds: once per step, every rank alike
   }
-  if (inject_nan(rank_, step)) ops_.fill(ps.grads().view({1}), std::nan(""));
-  sync_gradients();
+  grad_sync_->finish();
   mesh_.world_comm->all_reduce_sum(sums);
   StepStats s;
   s.targets = static_cast<int64_t>(count[0]);
   s.aux = sums[2] / replicas;
   s.loss = (count[0] > 0 ? sums[0] / count[0] : 0.0) + s.aux;
   s.nll = count[0] > 0 ? sums[1] / count[0] : 0.0;
-  s.grad_norm = gradient_norm();
+  s.grad_norm = std::sqrt(grad_sync_->global_norm_squared(ops_));
+  s.grad_sync_wait = grad_sync_->wait_seconds();
   s.lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
   // Loss and gradient norm are reduced over every rank, so all ranks decide alike.
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) {
@@ -201,7 +251,9 @@ StepStats Trainer::train_step(int64_t step) {
   } else {
     PhaseScope phase(Phase::optimizer);
     adam_->step(s.lr, clip_factor(s.grad_norm, cfg_.optim.grad_clip));
+    if (grad_sync_->sharded()) grad_sync_->gather_params();  // every rank's updated slices
   }
+  if (injected(rank_, step, "drift")) ops_.scale(ps.values().view({1}), 1.0 + 1e-6);
   s.exchange = traffic;
   s.seconds = step_timer.seconds();
   return s;
@@ -299,6 +351,17 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   j["tokens_per_s"] = tokens_per_s;
   j["gflops"] = tokens_per_s * flops_per_token() * 1e-9;
   if (s.aux != 0) j["aux_loss"] = s.aux;
+  // Gradient reduction: bytes this rank sends (and receives) per step, Adam's state
+  // it holds, and (collective) the mean time ranks waited for the reductions after
+  // the backward pass, the part of the reduction that computing did not hide.
+  j["grad_sync_bytes_per_rank"] = grad_sync_->bytes_per_step();
+  j["optimizer_bytes_per_rank"] = optimizer_bytes();
+  if (mesh_.world > 1) {
+    std::vector<double> w = {s.grad_sync_wait, s.seconds};
+    mesh_.world_comm->all_reduce_sum(w);
+    j["grad_sync_seconds_per_rank"] = w[0] / mesh_.world;
+    j["grad_sync_share_of_step"] = w[1] > 0 ? w[0] / w[1] : 0.0;
+  }
   if (mesh_.ep > 1) {
     // Collective: every rank logs the same steps. Sums over the world, and the
     // per-rank load (rows each rank's experts processed) as max / mean.
@@ -434,9 +497,13 @@ std::string Trainer::save_checkpoint_now(int64_t steps_done) {
   ShardPlan plan;
   if (mesh_.ep == 1) plan = rank_ == 0 ? ShardPlan{0, true} : ShardPlan{-1, false};
   else if (mesh_.dp_rank == 0) plan = ShardPlan{mesh_.ep_rank, mesh_.ep_rank == 0};
+  // Logical tensors whatever the layout: with parallel.zero 1 the moments are
+  // gathered for the save (transient full-size buffers), so any layout and either
+  // zero mode can resume from it.
+  Buffer m_full, v_full;
+  const auto [m, v] = full_moments(m_full, v_full);
   const std::string dir =
-      save_checkpoint(cfg_.run.dir, st, model_->params(), adam_->first_moments(),
-                      adam_->second_moments(), plan, *mesh_.world_comm,
+      save_checkpoint(cfg_.run.dir, st, model_->params(), m, v, plan, *mesh_.world_comm,
                       static_cast<int>(cfg_.checkpoint.keep_last), resumed_from_);
   log_info("checkpoint: {}", dir);
   return dir;
@@ -454,8 +521,22 @@ int64_t Trainer::restore_checkpoint(const std::string& dir) {
     for (const std::string& c : changed) msg += "\n  " + c;
     throw Error(ExitCode::bad_input, msg + "\n(start a new run directory, or restore these settings)");
   }
-  load_checkpoint_tensors(dir, model_->params(), adam_->first_moments(), adam_->second_moments(),
-                          mesh_.ep > 1);
+  if (!grad_sync_->sharded()) {
+    load_checkpoint_tensors(dir, model_->params(), adam_->first_moments(), adam_->second_moments(),
+                            mesh_.ep > 1);
+  } else {  // the whole moments, then this rank's slices of them
+    const ParamStore& ps = model_->params();
+    const size_t bytes = static_cast<size_t>(ps.numel()) * dtype_size(ps.dtype());
+    Buffer m_full(ops_, bytes), v_full(ops_, bytes);
+    const Tensor m = m_full.as(ps.dtype(), {ps.numel()}), v = v_full.as(ps.dtype(), {ps.numel()});
+    load_checkpoint_tensors(dir, model_->params(), m, v, mesh_.ep > 1);
+    int64_t at = 0;
+    for (const GradSync::Span& s : grad_sync_->owned()) {
+      ops_.copy(adam_->first_moments().view({s.size}, at), m.view({s.size}, s.offset));
+      ops_.copy(adam_->second_moments().view({s.size}, at), v.view({s.size}, s.offset));
+      at += s.size;
+    }
+  }
   adam_->set_steps_taken(st.adam_steps);
   skipped_steps_ = st.skipped_steps;
   train_data_->restore(LoaderState{st.loader_consumed, 0});
@@ -562,6 +643,8 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   for (int64_t step = first_step; step < t.steps; ++step) {
     Watchdog::get().phase(fmt::format("step {}", step));  // with its evaluation, logging, checkpoint
     const StepStats s = train_step(step);
+    if (cfg_.parallel.check_replicas_every > 0 && (step + 1) % cfg_.parallel.check_replicas_every == 0)
+      check_replicas(step);
     window_tokens += train_data_->global_batch() * t.seq_len;
     const bool last = step + 1 == t.steps;
     const bool do_eval = last || (t.eval_every > 0 && (step + 1) % t.eval_every == 0);

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/dir_lock.h"
+#include "train/grad_sync.h"
 #include "train/metrics.h"
 
 namespace sy {
@@ -34,6 +35,7 @@ struct StepStats {
   double grad_norm = 0;  // before clipping
   double lr = 0;
   double seconds = 0;  // wall time of the step on this rank
+  double grad_sync_wait = 0;  // seconds the step waited for gradient reductions (not hidden)
   bool skipped = false;  // non-finite values: no update (train.skip_non_finite)
   ExchangeTotals exchange;  // this rank's
 };
@@ -93,6 +95,7 @@ class Trainer {
   Transformer& model() { return *model_; }
   MoeModel* moe() { return moe_.get(); }
   const ProcessMesh& mesh() const { return mesh_; }
+  GradSync& grad_sync() { return *grad_sync_; }
   const Config& config() const { return cfg_; }
   // Model FLOPs per training token (docs/design.md); MoE experts at the last forward's
   // mean experts per token.
@@ -101,8 +104,16 @@ class Trainer {
  private:
   void log_step(int64_t step, const StepStats& s, double tokens_per_s, const EvalStats* eval);
   void set_route_context(int64_t step, bool training, int64_t first_row);
-  void sync_gradients();
-  double gradient_norm();
+  // Adam's moments laid out like the parameters, in parameter order (with
+  // parallel.zero 1 gathered from every rank's slices into `full`: collective).
+  std::pair<Tensor, Tensor> full_moments(Buffer& m_full, Buffer& v_full);
+  // The backward pass's report that parameters [first, end) have final gradients.
+  void grads_ready(ParamId first, ParamId end);
+  bool sync_in_backward_ = false, nan_in_backward_ = false;
+  // Collective: every replica of every weight holds the same bits, or a fatal error.
+  void check_replicas(int64_t step);
+  // Bytes of optimizer state (Adam's two moments) this rank holds.
+  double optimizer_bytes() const;
   void save_weights();
   void open_metrics(int64_t first_step);
   void claim_run_dir(bool resuming, bool fresh);
@@ -112,17 +123,13 @@ class Trainer {
   ProcessMesh mesh_;
   int rank_;
   std::vector<Batch> micro_;  // this rank's micro-batches of the current step
-  struct GradRun {
-    Tensor grads;  // a run of consecutive parameters' gradients
-    bool expert;   // expert weights (reduced over the dp group) or dense (over the world)
-  };
-  std::vector<GradRun> grad_runs_;
-  std::vector<double> count_, sums_, norm_;  // host scalars reduced over ranks (preallocated)
+  std::vector<double> count_, sums_;  // host scalars reduced over ranks (preallocated)
   int64_t skipped_steps_ = 0;
   std::string resumed_from_;
   Dataset data_;
   std::unique_ptr<MoeModel> moe_;  // before model_: its factory builds the model's MoE layers
   std::unique_ptr<Transformer> model_;
+  std::unique_ptr<GradSync> grad_sync_;  // after model_: it holds the model's parameters
   std::unique_ptr<Adam> adam_;
   std::unique_ptr<Loader> train_data_, eval_data_;
   MetricsWriter metrics_;

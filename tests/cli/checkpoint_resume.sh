@@ -17,7 +17,8 @@ same() {  # same RUN_A RUN_B: metrics (without timings) and final weights identi
 import json, sys
 def rows(d):
     return [{k: v for k, v in json.loads(l).items()
-             if k not in ("tokens_per_s", "gflops") and "a2a" not in k and "rank_load" not in k}
+             if k not in ("tokens_per_s", "gflops") and "a2a" not in k and "rank_load" not in k
+             and "seconds" not in k and "share" not in k}
             for l in open(d + "/metrics.jsonl")]
 a, b = rows(sys.argv[1]), rows(sys.argv[2])
 assert len(a) == 10 and a == b, (len(a), len(b))

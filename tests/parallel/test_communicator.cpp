@@ -1,6 +1,6 @@
 // The MPI communicator, run by ctest alone (a world of one) and under a real
-// `mpirun -np 2` and `-np 4`: the world is the launcher's, the all-reduce sums in
-// rank order (the same bits as a local sum in rank order), the all-to-all moves
+// `mpirun -np 2` and `-np 4`: the world is the launcher's, the reductions sum (the
+// same bits on every rank and every time), the all-to-all moves
 // uneven row counts (some pairs exchange nothing), broadcast and split work.
 #include <gtest/gtest.h>
 
@@ -38,24 +38,122 @@ TEST(MpiCommunicator, WorldIsTheLaunchersWorld) {
   EXPECT_LT(world->rank(), world->size());
 }
 
-TEST(MpiCommunicator, AllReduceSumsInRankOrderBitwise) {
+// What every rank received, gathered to every rank (bitwise comparisons across ranks).
+std::vector<std::vector<float>> everyones(Communicator& c, const std::vector<float>& mine) {
+  std::vector<std::vector<float>> all;
+  for (int q = 0; q < c.size(); ++q) {
+    std::vector<float> b = mine;
+    c.broadcast(test::as_tensor(b, {static_cast<int64_t>(b.size())}), q);
+    all.push_back(b);
+  }
+  return all;
+}
+
+// The local sum in rank order, in double (the reference the reduction is close to).
+std::vector<double> exact_sum(int P, int64_t n) {
+  std::vector<double> s(n, 0.0);
+  for (int q = 0; q < P; ++q)
+    for (int64_t i = 0; i < n; ++i) s[i] += part(q, i);
+  return s;
+}
+
+TEST(Slices, CoverTheBufferInRankOrderWithoutGaps) {
+  for (int64_t n : {0, 1, 5, 7, 64, 1001})
+    for (int P : {1, 2, 3, 4, 8}) {
+      int64_t at = 0;
+      for (int r = 0; r < P; ++r) {
+        const Slice s = slice_of(n, P, r);
+        EXPECT_EQ(s.begin, at) << n << " " << P << " " << r;
+        EXPECT_GE(s.size, n / P);
+        EXPECT_LE(s.size, n / P + 1);
+        at += s.size;
+      }
+      EXPECT_EQ(at, n);
+    }
+}
+
+// Traffic independent of the rank count means the sum is no longer a local sum in
+// rank order; what stays: the result is the sum (to rounding), every rank holds
+// the same bits, and the same inputs give the same bits again.
+TEST(MpiCommunicator, AllReduceSumIsTheSameOnEveryRankAndRepeats) {
   const auto world = make_world_communicator();
   const int P = world->size(), r = world->rank();
-  const int64_t n = 777;
-  std::vector<float> x(n), expect(n);
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = part(r, i);
-    float s = part(0, i);
-    for (int q = 1; q < P; ++q) s += part(q, i);
-    expect[i] = s;
+  for (int64_t n : {int64_t{1}, int64_t{3}, int64_t{777}, int64_t{100003}}) {
+    std::vector<float> x(n), again;
+    for (int64_t i = 0; i < n; ++i) x[i] = part(r, i);
+    again = x;
+    world->all_reduce_sum(test::as_tensor(x, {n}));
+    const std::vector<double> expect = exact_sum(P, n);
+    for (int64_t i = 0; i < n; ++i)
+      ASSERT_NEAR(x[i], expect[i], 1e-5 * (std::abs(expect[i]) + 1e4)) << "element " << i << " of " << n;
+    for (const std::vector<float>& other : everyones(*world, x)) EXPECT_EQ(other, x) << n;
+    world->all_reduce_sum(test::as_tensor(again, {n}));
+    EXPECT_EQ(again, x) << "the same inputs gave other bits, n = " << n;
   }
-  world->all_reduce_sum(test::as_tensor(x, {n}));
-  EXPECT_EQ(x, expect);
   std::vector<double> d = {1.0 * (r + 1), 0.5};
   world->all_reduce_sum(d);
   EXPECT_EQ(d[0], P * (P + 1) / 2.0);
   EXPECT_EQ(d[1], 0.5 * P);
   EXPECT_EQ(world->all_reduce_max(10 * r), 10 * (P - 1));
+}
+
+// ZeRO's halves: after the reduce-scatter this rank's slice holds the sum; the
+// all-gather then brings every owner's slice, bit for bit, everywhere.
+TEST(MpiCommunicator, ReduceScatterThenAllGatherIsTheAllReduce) {
+  const auto world = make_world_communicator();
+  const int P = world->size(), r = world->rank();
+  const int64_t n = 1234;
+  std::vector<float> x(n), y;
+  for (int64_t i = 0; i < n; ++i) x[i] = part(r, i);
+  y = x;
+  const Slice mine = slice_of(n, P, r);
+  std::vector<float> scratch(static_cast<size_t>(mine.size + 1));
+  world->start_reduce_scatter_sum(test::as_tensor(x, {n}), test::as_tensor(scratch, {mine.size + 1}))->wait();
+  world->all_reduce_sum(test::as_tensor(y, {n}));  // (another algorithm: equal to rounding)
+  for (int64_t i = mine.begin; i < mine.begin + mine.size; ++i)
+    ASSERT_NEAR(x[i], y[i], 1e-5 * (std::abs(y[i]) + 1e4)) << i;
+  const std::vector<float> reduced = x;
+  // Poison what this rank does not own: the all-gather must overwrite all of it.
+  for (int64_t i = 0; i < n; ++i)
+    if (i < mine.begin || i >= mine.begin + mine.size) x[i] = -7.0f;
+  auto gather = world->start_all_gather(test::as_tensor(x, {n}));
+  while (!gather->test()) {
+  }
+  for (int q = 0; q < P; ++q) {  // every slice now as its owner reduced it
+    const Slice theirs = slice_of(n, P, q);
+    std::vector<float> owner = reduced;
+    world->broadcast(test::as_tensor(owner, {n}), q);
+    for (int64_t i = theirs.begin; i < theirs.begin + theirs.size; ++i) ASSERT_EQ(x[i], owner[i]) << q << " " << i;
+  }
+}
+
+// Buckets overlap: reductions on two communicators in flight at once, driven by
+// test(), finished in another order than started.
+TEST(MpiCommunicator, SeveralReductionsInFlightAtOnce) {
+  const auto world = make_world_communicator();
+  const int P = world->size(), r = world->rank();
+  const auto half = world->split(r % 2, r);
+  const int64_t n = 5000;
+  std::vector<float> a(n), b(n), c(n), sc(n);
+  for (int64_t i = 0; i < n; ++i) a[i] = b[i] = c[i] = part(r, i);
+  auto pa = world->start_all_reduce_sum(test::as_tensor(a, {n}));
+  auto pb = half->start_all_reduce_sum(test::as_tensor(b, {n}));
+  auto pc = world->start_reduce_scatter_sum(test::as_tensor(c, {n}), test::as_tensor(sc, {n}));
+  pa->test();
+  pc->test();
+  pb->wait();
+  pc->wait();
+  pa->wait();
+  const std::vector<double> all = exact_sum(P, n);
+  const Slice mine = slice_of(n, P, r);
+  for (int64_t i = mine.begin; i < mine.begin + mine.size; ++i)
+    ASSERT_NEAR(c[i], all[i], 1e-5 * (std::abs(all[i]) + 1e4)) << i;
+  for (int64_t i = 0; i < n; ++i) {
+    ASSERT_NEAR(a[i], all[i], 1e-5 * (std::abs(all[i]) + 1e4)) << i;
+    double mine = 0;
+    for (int q = r % 2; q < P; q += 2) mine += part(q, i);
+    ASSERT_NEAR(b[i], mine, 1e-5 * (std::abs(mine) + 1e4)) << i;
+  }
 }
 
 TEST(MpiCommunicator, AllToAllVMovesUnevenRows) {

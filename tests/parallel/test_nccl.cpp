@@ -5,6 +5,8 @@
 // mpirun, so two ranks build one two-rank communicator.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include <memory>
 #include <vector>
 
@@ -61,14 +63,32 @@ TEST_F(NcclMatchesMpi, AllToAllV) {
   EXPECT_EQ(host_of(d_recv), recv_mpi);
 }
 
-TEST_F(NcclMatchesMpi, AllReduceSumInRankOrderAndBroadcast) {
+TEST_F(NcclMatchesMpi, ReductionsAndBroadcast) {
   const int r = mpi->rank();
   std::vector<float> x = test::to_float(test::random_vec(1001, 200 + r, 1e3));
   std::vector<float> x_dev = x;
   const Tensor d = device_copy(x_dev);
+  std::vector<float> local = x;
   mpi->all_reduce_sum(test::as_tensor(x, {1001}));
   nccl->all_reduce_sum(d);
-  EXPECT_EQ(host_of(d), x);  // bitwise: both sum in rank order
+  // Two libraries, two summation orders: equal to rounding, and NCCL's result the
+  // same on every rank (rank 0's broadcast) and again for the same inputs.
+  const std::vector<float> got = host_of(d);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(got[i], x[i], 1e-5 * (std::abs(x[i]) + 1e3)) << i;
+  std::vector<float> r0 = got;
+  const Tensor d0 = device_copy(r0);
+  nccl->broadcast(d0, 0);
+  EXPECT_EQ(host_of(d0), got);
+  const Tensor d2 = device_copy(local);
+  nccl->all_reduce_sum(d2);
+  EXPECT_EQ(host_of(d2), got);
+  // ZeRO's halves through NCCL: reduce-scatter then all-gather gives the all-reduce.
+  std::vector<float> y = test::to_float(test::random_vec(1001, 200 + r, 1e3));
+  const Tensor dy = device_copy(y);
+  nccl->start_reduce_scatter_sum(dy, Tensor{})->wait();
+  nccl->start_all_gather(dy)->wait();
+  const std::vector<float> rs = host_of(dy);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(rs[i], x[i], 1e-5 * (std::abs(x[i]) + 1e3)) << i;
   std::vector<float> b = test::to_float(test::random_vec(77, 300 + r));
   const Tensor db = device_copy(b);
   nccl->broadcast(db, 0);

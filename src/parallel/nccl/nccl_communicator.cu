@@ -1,11 +1,12 @@
 // NCCL communicator. Tensors on the GPU go through NCCL; host tensors, host vectors
 // and control (barrier, max, counts) through the wrapped MPI communicator.
 //
-// All-reduce keeps the Communicator contract (summed in rank order, identical bits on
-// every rank): an all-gather into scratch, then one kernel summing the parts in rank
-// order, so the result equals the MPI path's bit for bit. It moves size× the bytes
-// of a ring all-reduce; a reduce-scatter variant with a fixed order is the next
-// step once it shows in the step breakdown.
+// Reductions are NCCL's own: ncclAllReduce (ring: every rank ends with the same
+// bits, about 2·n·(P−1)/P per rank), and for ZeRO a reduce-scatter and an
+// all-gather over the slices of slice_of() as grouped ncclReduce / ncclBroadcast
+// (one per owner: NCCL's own reduce-scatter wants equal slices). NCCL is
+// deterministic for a given size, rank count and algorithm; set NCCL_ALGO=Ring to
+// pin the algorithm across machines.
 //
 // Waiting for NCCL never blocks blindly: the wait polls the stream, NCCL's
 // asynchronous error (a peer that died, a broken connection) and the collective
@@ -50,16 +51,6 @@ ncclDataType_t nccl_type(DType t) {
   return ncclChar;
 }
 
-// out[i] = Σ_r parts[r·n + i], r ascending.
-template <class T>
-__global__ void sum_in_rank_order(T* out, const T* parts, int64_t n, int ranks) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i >= n) return;
-  T s = parts[i];
-  for (int r = 1; r < ranks; ++r) s += parts[static_cast<int64_t>(r) * n + i];
-  out[i] = s;
-}
-
 class NcclCommunicator final : public Communicator {
  public:
   explicit NcclCommunicator(std::unique_ptr<Communicator> host) : host_(std::move(host)) {
@@ -84,7 +75,6 @@ class NcclCommunicator final : public Communicator {
       if (comm_) ncclCommAbort(comm_);
       return;
     }
-    if (scratch_) SY_CUDA_RT(cudaFree(scratch_));
     if (comm_) {
       SY_NCCL(ncclCommFinalize(comm_));  // flushes what is still in flight
       SY_NCCL(ncclCommDestroy(comm_));
@@ -99,27 +89,70 @@ class NcclCommunicator final : public Communicator {
     return fmt::format("NCCL {} over {} ", version, host_->describe());
   }
 
+  // A collective on the communicator's stream; finished when the stream is.
+  class NcclPending final : public PendingCollective {
+   public:
+    NcclPending(NcclCommunicator& c, const char* what) : c_(c), what_(what) {}
+    ~NcclPending() override { wait(); }
+    bool test() override {
+      if (done_) return true;
+      const cudaError_t e = cudaStreamQuery(c_.stream_);
+      if (e == cudaErrorNotReady) return false;
+      wait();  // finished (or failed: wait() reports it)
+      return true;
+    }
+    void wait() override {
+      if (done_) return;
+      c_.end(what_);
+      done_ = true;
+    }
+
+   private:
+    NcclCommunicator& c_;
+    const char* what_;
+    bool done_ = false;
+  };
+
+  std::unique_ptr<PendingCollective> start_all_reduce_sum(Tensor x) override {
+    if (x.device != Device::cuda) return host_->start_all_reduce_sum(x);
+    if (size() == 1 || x.numel() == 0) return std::make_unique<NcclPending>(*this, "all-reduce");
+    begin();
+    SY_NCCL(ncclAllReduce(x.ptr, x.ptr, static_cast<size_t>(x.numel()), nccl_type(x.dtype), ncclSum,
+                          comm_, stream_));
+    return std::make_unique<NcclPending>(*this, "all-reduce");
+  }
+  std::unique_ptr<PendingCollective> start_reduce_scatter_sum(Tensor x, Tensor scratch) override {
+    if (x.device != Device::cuda) return host_->start_reduce_scatter_sum(x, scratch);
+    begin();
+    const size_t w = dtype_size(x.dtype);
+    SY_NCCL(ncclGroupStart());
+    for (int r = 0; r < size(); ++r) {
+      const Slice sl = slice_of(x.numel(), size(), r);
+      if (sl.size == 0) continue;
+      char* at = static_cast<char*>(x.ptr) + static_cast<size_t>(sl.begin) * w;
+      SY_NCCL(ncclReduce(at, at, static_cast<size_t>(sl.size), nccl_type(x.dtype), ncclSum, r, comm_,
+                         stream_));
+    }
+    SY_NCCL(ncclGroupEnd());
+    return std::make_unique<NcclPending>(*this, "reduce-scatter");
+  }
+  std::unique_ptr<PendingCollective> start_all_gather(Tensor x) override {
+    if (x.device != Device::cuda) return host_->start_all_gather(x);
+    begin();
+    const size_t w = dtype_size(x.dtype);
+    SY_NCCL(ncclGroupStart());
+    for (int r = 0; r < size(); ++r) {
+      const Slice sl = slice_of(x.numel(), size(), r);
+      if (sl.size == 0) continue;
+      char* at = static_cast<char*>(x.ptr) + static_cast<size_t>(sl.begin) * w;
+      SY_NCCL(ncclBroadcast(at, at, static_cast<size_t>(sl.size), nccl_type(x.dtype), r, comm_, stream_));
+    }
+    SY_NCCL(ncclGroupEnd());
+    return std::make_unique<NcclPending>(*this, "all-gather");
+  }
   void all_reduce_sum(Tensor x) override {
     if (x.device != Device::cuda) return host_->all_reduce_sum(x);
-    if (size() == 1 || x.numel() == 0) return;
-    begin();
-    const int64_t n = x.numel();
-    void* parts = scratch(x.bytes() * static_cast<size_t>(size()));
-    SY_NCCL(ncclAllGather(x.ptr, parts, static_cast<size_t>(n), nccl_type(x.dtype), comm_, stream_));
-    const unsigned blocks = static_cast<unsigned>((n + 255) / 256);
-    switch (x.dtype) {
-      case DType::f32:
-        sum_in_rank_order<<<blocks, 256, 0, stream_>>>(x.data<float>(), static_cast<float*>(parts), n, size());
-        break;
-      case DType::f64:
-        sum_in_rank_order<<<blocks, 256, 0, stream_>>>(x.data<double>(), static_cast<double*>(parts), n, size());
-        break;
-      case DType::i32:
-        sum_in_rank_order<<<blocks, 256, 0, stream_>>>(x.data<int32_t>(), static_cast<int32_t*>(parts), n, size());
-        break;
-    }
-    SY_CUDA_RT(cudaGetLastError());
-    end("all-reduce");
+    start_all_reduce_sum(x)->wait();
   }
   void all_reduce_sum(std::vector<double>& v) override { host_->all_reduce_sum(v); }
   int64_t all_reduce_max(int64_t v) override { return host_->all_reduce_max(v); }
@@ -200,20 +233,11 @@ class NcclCommunicator final : public Communicator {
     fatalf(ExitCode::peer_failed, "NCCL {} on rank {} of {} failed: {}; a peer rank has stalled or died",
            what, rank(), size(), why);
   }
-  void* scratch(size_t bytes) {
-    if (bytes > scratch_bytes_) {
-      if (scratch_) SY_CUDA_RT(cudaFree(scratch_));
-      SY_CUDA_RT(cudaMalloc(&scratch_, bytes));
-      scratch_bytes_ = bytes;
-    }
-    return scratch_;
-  }
+
 
   std::unique_ptr<Communicator> host_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
-  void* scratch_ = nullptr;
-  size_t scratch_bytes_ = 0;
 };
 
 }  // namespace
