@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-numpy python3-matplotlib
   python3-torch  # the independent PyTorch model of switchyard (python/) the tests compare with
+  iproute2 nftables util-linux  # the multi-host tests: hosts as network namespaces, link faults
 )
 # The corpus fetch needs npm; any npm will do (a NodeSource nodejs ships its own).
 command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)

@@ -331,8 +331,8 @@ void Config::validate(Problems& p) const {
   p.require(checkpoint.keep_last >= 1, "checkpoint.keep_last", checkpoint.keep_last, "must be positive");
   p.require(parallel.step_timeout_s >= 0, "parallel.step_timeout_s", parallel.step_timeout_s,
             "must be >= 0 (0 or .inf: no limit)");
-  p.require(parallel.bucket_mb > 0 && parallel.bucket_mb <= 1e6, "parallel.bucket_mb", parallel.bucket_mb,
-            "must be in (0, 1e6] megabytes");
+  p.require(parallel.bucket_mb > 0 && parallel.bucket_mb <= 4096, "parallel.bucket_mb", parallel.bucket_mb,
+            "must be in (0, 4096] megabytes (MPI counts elements in ints)");
   p.require(parallel.zero == 0 || parallel.zero == 1, "parallel.zero", parallel.zero,
             "must be 0 (replicated optimizer state) or 1 (sharded, ZeRO stage 1)");
   p.require(parallel.check_replicas_every >= 0, "parallel.check_replicas_every", parallel.check_replicas_every,

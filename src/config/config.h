@@ -53,7 +53,8 @@ struct ParallelConfig {
   // Every this many steps, check that every replica of every weight holds the same
   // bits (dense weights over the world, experts over their data-parallel group);
   // a difference (a bug, or silent data corruption) ends the run (exit 1). 0: never.
-  int64_t check_replicas_every = 0;
+  // (It copies the weights to the host and hashes them: about a second per GB.)
+  int64_t check_replicas_every = 1000;
 };
 
 struct Config {

@@ -43,6 +43,12 @@ std::atomic<double> g_collective_timeout{0.0};
 void set_collective_timeout(double seconds) { g_collective_timeout = seconds > 0 ? seconds : 0.0; }
 double collective_timeout() { return g_collective_timeout; }
 
+namespace {
+std::atomic<void*> g_compute_stream{nullptr};
+}
+void set_compute_stream(void* stream) { g_compute_stream = stream; }
+void* compute_stream() { return g_compute_stream; }
+
 int local_rank() {
   for (const char* var : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK",
                           "SLURM_LOCALID", "LOCAL_RANK"})

@@ -22,4 +22,11 @@ bool mpi_active();
 void set_collective_timeout(double seconds);
 double collective_timeout();
 
+// The stream the device backend computes on (a cudaStream_t, opaque here; null: none
+// registered, or a CPU backend). Communicators that move device memory order their
+// work after it (an event) instead of synchronising the whole device, which would
+// also wait for their own collectives still in flight. The newest backend wins.
+void set_compute_stream(void* stream);
+void* compute_stream();
+
 }  // namespace sy

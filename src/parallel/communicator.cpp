@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "core/errors.h"
 #include "core/process.h"
@@ -81,6 +82,10 @@ class MpiCommunicator final : public Communicator {
         : c_(c), kind_(kind), x_(x), scratch_(scratch) {
       const int P = c.size_;
       if (P == 1 || x.numel() == 0) return;
+      // MPI counts are ints (parallel.bucket_mb is capped well below this).
+      SY_CHECK(x.numel() <= std::numeric_limits<int>::max(),
+               "a reduction of {} elements exceeds MPI's int counts: lower parallel.bucket_mb "
+               "(a single parameter this large is not supported)", x.numel());
       if (kind == all_reduce) {
         check(MPI_Iallreduce(MPI_IN_PLACE, x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), MPI_SUM,
                              c.comm_, &req_),
@@ -159,6 +164,8 @@ class MpiCommunicator final : public Communicator {
   }
   void all_reduce_sum(Tensor x) override {
     if (size_ == 1 || x.numel() == 0) return;
+    SY_CHECK(x.numel() <= std::numeric_limits<int>::max(), "an all-reduce of {} elements exceeds MPI's int counts",
+             x.numel());
     check(MPI_Allreduce(MPI_IN_PLACE, x.ptr, static_cast<int>(x.numel()), mpi_type(x.dtype), MPI_SUM, comm_),
           "all-reduce");
   }

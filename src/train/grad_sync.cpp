@@ -33,8 +33,10 @@ GradSync::GradSync(ParamStore& params, Communicator& dense, Communicator& expert
   for (Bucket& b : buckets_) {
     const int P = b.comm->size();
     const Slice mine = slice_of(b.numel, P, b.comm->rank());
-    // Only the reduce-scatter needs scratch (and a world of one reduces nothing).
-    const int64_t scratch = shard_ && P > 1 ? std::max<int64_t>(mine.size, 1) : 1;
+    // Only MPI's reduce-scatter needs scratch (NCCL reduces in place, and a world of
+    // one reduces nothing).
+    const bool mpi = params.ops().device() == Device::cpu;
+    const int64_t scratch = shard_ && mpi && P > 1 ? std::max<int64_t>(mine.size, 1) : 1;
     b.scratch_buf = Buffer(params.ops(), static_cast<size_t>(scratch) * width);
     b.scratch = b.scratch_buf.as(params.dtype(), {scratch});
     // Traffic: a ring all-reduce, or a reduce-scatter of the gradients and an
@@ -58,6 +60,7 @@ GradSync::GradSync(ParamStore& params, Communicator& dense, Communicator& expert
 }
 
 void GradSync::begin() {
+  comm_seconds_ = 0;
   for (Bucket& b : buckets_) {
     b.missing = static_cast<int>(b.end - b.first);
     b.started = false;
@@ -77,6 +80,7 @@ void GradSync::start(size_t bi) {
 
 void GradSync::ready(ParamId first, ParamId end) {
   if (events_) events_->push_back("ready " + std::to_string(first) + " " + std::to_string(end));
+  Timer t;
   for (ParamId i = first; i < end; ++i) {
     Bucket& b = buckets_[bucket_of_[i]];
     if (--b.missing == 0) start(bucket_of_[i]);
@@ -85,6 +89,7 @@ void GradSync::ready(ParamId first, ParamId end) {
   // inside MPI calls).
   for (Bucket& b : buckets_)
     if (b.pending) b.pending->test();
+  comm_seconds_ += t.seconds();
 }
 
 void GradSync::finish() {
@@ -95,7 +100,7 @@ void GradSync::finish() {
     if (!buckets_[bi].started) start(bi);  // a parameter the backward did not report
   for (Bucket& b : buckets_)
     if (b.pending) b.pending->wait();
-  wait_seconds_ = t.seconds();
+  comm_seconds_ += t.seconds();
 }
 
 void GradSync::gather_like_params(Tensor flat) {

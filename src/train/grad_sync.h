@@ -42,8 +42,10 @@ class GradSync {
   GradSync(ParamStore& params, Communicator& dense, Communicator& experts, int64_t bucket_bytes,
            bool shard_optimizer);
 
-  // A stretch of contiguous values of one parameter this rank updates (ZeRO 1: its
-  // slices; else every parameter whole).
+  // A stretch of contiguous values of one parameter: this rank's slices of every
+  // bucket, cut at parameter boundaries. Over the world every element is in exactly
+  // one rank's spans (the gradient norm relies on it); with ZeRO 1 they are also
+  // what this rank's Adam updates.
   struct Span {
     ParamId param;
     int64_t offset, size;  // elements, into the flat value / gradient buffers
@@ -68,9 +70,13 @@ class GradSync {
   double global_norm_squared(Ops& ops);
 
   // Per step: bytes this rank sends (and receives) for gradients and parameters,
-  // and the seconds finish() waited (the reduction time the backward did not hide).
+  // and the seconds this rank's thread spent in the reductions, starting and
+  // driving them during the backward pass and waiting in finish(): the reduction
+  // time compute did not hide. (MPI moves data only inside its calls, and starting
+  // an all-reduce does part of it at once, so on CPU ranks most of the reduction is
+  // here; NCCL's run on the GPU while the host goes on, and only the wait counts.)
   double bytes_per_step() const { return bytes_per_step_; }
-  double wait_seconds() const { return wait_seconds_; }
+  double comm_seconds() const { return comm_seconds_; }
   int buckets() const { return static_cast<int>(buckets_.size()); }
   // Bucket b's parameters [first, end), and whether they are experts' (tests, docs).
   struct BucketInfo {
@@ -108,7 +114,7 @@ class GradSync {
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_;  // [param] → bucket
   std::vector<Span> owned_;
-  double bytes_per_step_ = 0, wait_seconds_ = 0;
+  double bytes_per_step_ = 0, comm_seconds_ = 0;
   std::vector<std::string>* events_ = nullptr;
   std::vector<double> norm_;
 };

@@ -111,6 +111,7 @@ void Trainer::grads_ready(ParamId first, ParamId end) {
 }
 
 void Trainer::check_replicas(int64_t step) {
+  if (mesh_.world == 1) return;  // one copy of everything
   // A 63-bit FNV-1a hash of the bits of the dense weights and of this rank's
   // experts; equal on every rank of a group iff max(h) == min(h) = −max(−h).
   const ParamStore& ps = model_->params();
@@ -145,7 +146,7 @@ double Trainer::optimizer_bytes() const {
 
 std::pair<Tensor, Tensor> Trainer::full_moments(Buffer& m_full, Buffer& v_full) {
   if (!grad_sync_->sharded()) return {adam_->first_moments(), adam_->second_moments()};
-  // Each rank's slices into place in zeroed full-size buffers, then every bucket's
+  // Each rank's slices into place in full-size buffers, then every bucket's
   // slices to every rank (the same all-gather as for the parameters).
   const ParamStore& ps = model_->params();
   const size_t bytes = static_cast<size_t>(ps.numel()) * dtype_size(ps.dtype());
@@ -236,7 +237,7 @@ StepStats Trainer::train_step(int64_t step) {
   s.loss = (count[0] > 0 ? sums[0] / count[0] : 0.0) + s.aux;
   s.nll = count[0] > 0 ? sums[1] / count[0] : 0.0;
   s.grad_norm = std::sqrt(grad_sync_->global_norm_squared(ops_));
-  s.grad_sync_wait = grad_sync_->wait_seconds();
+  s.grad_sync_seconds = grad_sync_->comm_seconds();
   s.lr = learning_rate(cfg_.optim, step, cfg_.train.steps);
   // Loss and gradient norm are reduced over every rank, so all ranks decide alike.
   if (!std::isfinite(s.loss) || !std::isfinite(s.grad_norm)) {
@@ -352,12 +353,12 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   j["gflops"] = tokens_per_s * flops_per_token() * 1e-9;
   if (s.aux != 0) j["aux_loss"] = s.aux;
   // Gradient reduction: bytes this rank sends (and receives) per step, Adam's state
-  // it holds, and (collective) the mean time ranks waited for the reductions after
-  // the backward pass, the part of the reduction that computing did not hide.
+  // it holds, and (collective) the mean time ranks spent in the reductions that
+  // computing did not hide (GradSync::comm_seconds).
   j["grad_sync_bytes_per_rank"] = grad_sync_->bytes_per_step();
   j["optimizer_bytes_per_rank"] = optimizer_bytes();
   if (mesh_.world > 1) {
-    std::vector<double> w = {s.grad_sync_wait, s.seconds};
+    std::vector<double> w = {s.grad_sync_seconds, s.seconds};
     mesh_.world_comm->all_reduce_sum(w);
     j["grad_sync_seconds_per_rank"] = w[0] / mesh_.world;
     j["grad_sync_share_of_step"] = w[1] > 0 ? w[0] / w[1] : 0.0;

@@ -35,7 +35,7 @@ struct StepStats {
   double grad_norm = 0;  // before clipping
   double lr = 0;
   double seconds = 0;  // wall time of the step on this rank
-  double grad_sync_wait = 0;  // seconds the step waited for gradient reductions (not hidden)
+  double grad_sync_seconds = 0;  // in gradient reductions, not hidden by compute (this rank)
   bool skipped = false;  // non-finite values: no update (train.skip_non_finite)
   ExchangeTotals exchange;  // this rank's
 };

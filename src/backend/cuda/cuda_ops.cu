@@ -127,6 +127,7 @@ CudaOps::CudaOps(int device) : device_(device) {
   SY_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   SY_CUBLAS(cublasCreate(&cublas_));
   SY_CUBLAS(cublasSetStream(cublas_, stream_));
+  set_compute_stream(stream_);  // NCCL orders its collectives after this stream's work
   // fp32 parity mode: no TF32 tensor-core shortcuts, fixed algorithms.
   SY_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
   SY_CUDA(cudaMalloc(&partials_, kReduceBlocks * sizeof(double)));
@@ -136,6 +137,7 @@ CudaOps::CudaOps(int device) : device_(device) {
 // Teardown is checked too: an error here is a fault of an earlier asynchronous
 // kernel that nothing waited for, and must not pass silently.
 CudaOps::~CudaOps() {
+  if (compute_stream() == stream_) set_compute_stream(nullptr);
   SY_CUDA(cudaStreamSynchronize(stream_));
   if (scratch_) SY_CUDA(cudaFree(scratch_));
   SY_CUDA(cudaFree(partials_));

@@ -5,8 +5,8 @@
 // bits, about 2·n·(P−1)/P per rank), and for ZeRO a reduce-scatter and an
 // all-gather over the slices of slice_of() as grouped ncclReduce / ncclBroadcast
 // (one per owner: NCCL's own reduce-scatter wants equal slices). NCCL is
-// deterministic for a given size, rank count and algorithm; set NCCL_ALGO=Ring to
-// pin the algorithm across machines.
+// deterministic for a given size, rank count, algorithm and protocol; set
+// NCCL_ALGO=Ring and NCCL_PROTO=Simple to pin them across machines.
 //
 // Waiting for NCCL never blocks blindly: the wait polls the stream, NCCL's
 // asynchronous error (a peer that died, a broken connection) and the collective
@@ -79,6 +79,7 @@ class NcclCommunicator final : public Communicator {
       SY_NCCL(ncclCommFinalize(comm_));  // flushes what is still in flight
       SY_NCCL(ncclCommDestroy(comm_));
     }
+    if (ready_) SY_CUDA_RT(cudaEventDestroy(ready_));
     SY_CUDA_RT(cudaStreamDestroy(stream_));
   }
   int rank() const override { return host_->rank(); }
@@ -201,10 +202,21 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  // The compute stream's work must be done before NCCL reads its tensors, and NCCL's
-  // before the caller reads the results: synchronous at both ends (simple and safe;
-  // overlapping communication with compute is later work).
-  void begin() { SY_CUDA_RT(cudaDeviceSynchronize()); }
+  // The compute stream's work must be done before NCCL reads its tensors: NCCL's
+  // stream waits for an event recorded on it, so the host goes on (to the next
+  // layer's backward) while the collective runs. Without a registered compute stream
+  // the whole device is synchronised (safe, and blocking). The caller reads the
+  // results only after wait() / end() has seen NCCL's stream finish.
+  void begin() {
+    cudaStream_t compute = static_cast<cudaStream_t>(compute_stream());
+    if (!compute) {
+      SY_CUDA_RT(cudaDeviceSynchronize());
+      return;
+    }
+    if (!ready_) SY_CUDA_RT(cudaEventCreateWithFlags(&ready_, cudaEventDisableTiming));
+    SY_CUDA_RT(cudaEventRecord(ready_, compute));
+    SY_CUDA_RT(cudaStreamWaitEvent(stream_, ready_, 0));
+  }
   void end(const char* what) {
     const auto start = std::chrono::steady_clock::now();
     const double limit = collective_timeout();
@@ -238,6 +250,7 @@ class NcclCommunicator final : public Communicator {
   std::unique_ptr<Communicator> host_;
   ncclComm_t comm_ = nullptr;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t ready_ = nullptr;  // recorded on the compute stream by begin()
 };
 
 }  // namespace
