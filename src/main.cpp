@@ -20,6 +20,7 @@
 #include "study/report.h"
 #include "study/sweep.h"
 #include "train/bench.h"
+#include "infer/inference.h"
 #include "train/evaluate.h"
 #include "train/faults.h"
 #include "train/signals.h"
@@ -72,6 +73,31 @@ int run(int argc, char** argv, int rank) {
       "prepare", "corpus (prepare.input) → tokenizer + token shards (in data.path)");
   ConfigArgs prepare_args;
   prepare_args.add_to(prepare);
+
+  CLI::App* generate = app.add_subcommand("generate", "continue prompts with a finished decoder run's model");
+  sy::GenerateOptions gen_opt;
+  std::string prompt_text, prompt_file;
+  generate->add_option("--run", gen_opt.run, "the run directory (config.yaml, final weights)")->required();
+  generate->add_option("--checkpoint", gen_opt.checkpoint, "a checkpoint of the run instead of its final weights");
+  auto* prompt_opt = generate->add_option("--prompt", prompt_text, "the text to continue");
+  generate->add_option("--prompt-file", prompt_file, "prompts, one per line, generated as one batch")
+      ->excludes(prompt_opt);
+  generate->add_option("--max-new-tokens", gen_opt.sampling.max_new_tokens, "at most this many new tokens (64)");
+  generate->add_option("--temperature", gen_opt.sampling.temperature, "0: greedy; default 1");
+  generate->add_option("--top-k", gen_opt.sampling.top_k, "sample among the k most likely tokens (0: all)");
+  generate->add_option("--top-p", gen_opt.sampling.top_p, "nucleus sampling mass in (0, 1] (1: all)");
+  generate->add_option("--seed", gen_opt.sampling.seed, "sampling seed (the same seed and inputs give the same text)");
+  generate->add_flag("--json", gen_opt.json, "one JSON object per prompt, with every new token's experts");
+  generate->add_option("--set", gen_opt.overrides, "override a config key (e.g. data.path=...)")->take_all();
+
+  CLI::App* fill = app.add_subcommand("fill-mask", "predict the <mask> positions of a text with an encoder run");
+  sy::FillMaskOptions fill_opt;
+  fill->add_option("--run", fill_opt.run, "the run directory")->required();
+  fill->add_option("--checkpoint", fill_opt.checkpoint, "a checkpoint of the run instead of its final weights");
+  fill->add_option("--text", fill_opt.text, "text with one or more <mask>")->required();
+  fill->add_option("--top", fill_opt.top, "candidates per mask (5)");
+  fill->add_flag("--json", fill_opt.json, "one JSON object");
+  fill->add_option("--set", fill_opt.overrides, "override a config key")->take_all();
 
   CLI::App* eval = app.add_subcommand("eval", "evaluate a finished run's model on a split");
   std::string eval_run, eval_split = "val";
@@ -139,6 +165,13 @@ int run(int argc, char** argv, int rank) {
     if (eval_opt.gradients && eval_opt.save_batches.empty())
       throw sy::Error(sy::ExitCode::bad_input, "--gradients needs --save-batches FILE");
     return sy::run_eval(eval_run, eval_split, eval_overrides, rank, eval_opt);
+  } else if (*generate || *fill) {
+    if (sy::world_size() > 1)
+      throw sy::Error(sy::ExitCode::bad_input, "generate and fill-mask run as one process (not under mpirun)");
+    if (*fill) return sy::run_fill_mask(fill_opt);
+    if (!prompt_file.empty()) gen_opt.prompts = sy::read_prompt_file(prompt_file);
+    else if (generate->count("--prompt")) gen_opt.prompts = {prompt_text};
+    return sy::run_generate(gen_opt);
   } else if (*inspect) {
     if (rank == 0) std::fputs(sy::describe_checkpoint(ckpt_path).c_str(), stdout);
   } else if (*verify) {

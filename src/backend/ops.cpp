@@ -259,6 +259,28 @@ void Ops::attention_backward(Tensor dqkv, AttentionCache& c, const Tensor& dout,
   if (n > 0) attention_backward_impl(dqkv, c, dout, n_heads, causal);
 }
 
+void Ops::attention_decode(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache, Tensor scores,
+                           int64_t position, int64_t n_heads) {
+  check_floating(qkv, "attention_decode qkv");
+  SY_CHECK(qkv.ndim == 2 && qkv.dim(1) % 3 == 0, "attention_decode: qkv must be [B, 3C], got {}",
+           qkv.shape_str());
+  const int64_t B = qkv.dim(0), C = qkv.dim(1) / 3;
+  SY_CHECK(n_heads >= 1 && C % n_heads == 0, "attention_decode: {} heads do not divide C = {}", n_heads, C);
+  SY_CHECK(k_cache.ndim == 3 && k_cache.dim(0) == B && k_cache.dim(2) == C,
+           "attention_decode: k_cache must be [B={}, L, C={}], got {}", B, C, k_cache.shape_str());
+  const int64_t L = k_cache.dim(1);
+  SY_CHECK(v_cache.ndim == 3 && v_cache.dim(0) == B && v_cache.dim(1) == L && v_cache.dim(2) == C,
+           "attention_decode: v_cache must be [{}, {}, {}], got {}", B, L, C, v_cache.shape_str());
+  SY_CHECK(position >= 0 && position < L, "attention_decode: position {} outside the cache of {} rows",
+           position, L);
+  check_numel(out, B * C, "attention_decode out");
+  check_numel(scores, B * n_heads * L, "attention_decode scores");
+  check_same(qkv.dtype, device(),
+             {{out, "attention_decode out"}, {k_cache, "attention_decode k_cache"},
+              {v_cache, "attention_decode v_cache"}, {scores, "attention_decode scores"}});
+  if (B > 0 && C > 0) attention_decode_impl(out, qkv, k_cache, v_cache, scores, position, n_heads);
+}
+
 // ---- loss ------------------------------------------------------------------------------
 
 void Ops::cross_entropy_forward(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,

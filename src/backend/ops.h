@@ -103,6 +103,15 @@ class Ops : public Allocator {
   void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                           int64_t n_heads, bool causal);
 
+  // One new position of causal attention over a cache (decoding). For each row b of
+  // qkv [B, 3C] (q | k | v of position `position`): its k and v are written into
+  // k_cache, v_cache [B, L, C] at row `position` (< L), then out[b] [C] = Σ_{t ≤ position}
+  // softmax_t(q·k_t/√D) v_t per head (heads interleaved in C as in qkv). The same
+  // function of the sequence as attention_forward's causal row `position`.
+  // scores: scratch [B, NH, L].
+  void attention_decode(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache, Tensor scores,
+                        int64_t position, int64_t n_heads);
+
   // ---- loss --------------------------------------------------------------------------
   // Label-smoothed cross-entropy fused with softmax, per row of logits [N,V]:
   //   loss = (1-ε)·(lse - z_y) + ε·(lse - mean_v z_v),  nll = lse - z_y,
@@ -170,6 +179,8 @@ class Ops : public Allocator {
   virtual void softmax_backward_impl(Tensor dx, const Tensor& dout, const Tensor& out) = 0;
   virtual void attention_forward_impl(Tensor out, AttentionCache& cache, const Tensor& qkv,
                                       int64_t n_heads, bool causal) = 0;
+  virtual void attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache,
+                                     Tensor scores, int64_t position, int64_t n_heads) = 0;
   virtual void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                                        int64_t n_heads, bool causal) = 0;
   virtual void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse,

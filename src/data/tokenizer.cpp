@@ -76,6 +76,8 @@ Tokenizer::~Tokenizer() = default;
 
 int64_t Tokenizer::vocab_size() const { return sp_->GetPieceSize(); }
 int32_t Tokenizer::eos_id() const { return sp_->eos_id(); }
+int32_t Tokenizer::unk_id() const { return sp_->unk_id(); }
+std::string Tokenizer::piece(int32_t id) const { return sp_->IdToPiece(id); }
 
 int32_t Tokenizer::mask_id() const {
   const int id = sp_->PieceToId("<mask>");

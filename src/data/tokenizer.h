@@ -33,6 +33,8 @@ class Tokenizer {
   int64_t vocab_size() const;
   int32_t eos_id() const;
   int32_t mask_id() const;  // -1 if the model has no <mask>
+  int32_t unk_id() const;
+  std::string piece(int32_t id) const;  // the piece's text ("▁the": ▁ marks a word start)
   void encode(const std::string& text, std::vector<int32_t>& out) const;  // appends
   std::string decode(const std::vector<int32_t>& ids) const;
 

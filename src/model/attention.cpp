@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/errors.h"
 #include "core/phases.h"
 
 namespace sy {
@@ -30,13 +31,24 @@ void Attention::allocate(Arena& arena, int64_t batch, int64_t seq, const Backwar
   cache_.dprobs = s.dprobs;
 }
 
+void Attention::allocate_cache(Arena& arena, int64_t batch, int64_t max_len) {
+  SY_CHECK(causal_, "decoding with a cache needs causal attention (a decoder)");
+  k_cache_ = arena.make(env_.dtype, {batch, max_len, C_});
+  v_cache_ = arena.make(env_.dtype, {batch, max_len, C_});
+  scores_ = arena.make(env_.dtype, {batch, n_heads_, max_len});
+}
+
 void Attention::forward(const Tensor& x, Tensor out) {
   PhaseScope phase(Phase::attention);
   x_ = x;
   const int64_t N = x.numel() / C_;
   Ops& ops = env_.ops;
   ops.gemm(false, true, N, 3 * C_, C_, 1.0, x, env_.params.value(w_qkv_), 0.0, qkv_);
-  ops.attention_forward(att_, cache_, qkv_, n_heads_, causal_);
+  if (position_ >= 0)  // one position per sequence, against the cache
+    ops.attention_decode(att_.view({N, C_}), qkv_.view({N, 3 * C_}), k_cache_, v_cache_, scores_, position_,
+                         n_heads_);
+  else
+    ops.attention_forward(att_, cache_, qkv_, n_heads_, causal_);
   ops.gemm(false, true, N, C_, C_, 1.0, att_, env_.params.value(w_o_), 1.0, out);
 }
 

@@ -12,6 +12,10 @@ class Attention {
  public:
   Attention(LayerEnv env, const std::string& prefix, const ModelConfig& cfg);
   void allocate(Arena& arena, int64_t batch, int64_t seq, const BackwardScratch& scratch);
+  // Decoding: keys and values of up to max_len positions of `batch` sequences are
+  // kept; forward() then takes x [B, C] at position set_position() (causal only).
+  void allocate_cache(Arena& arena, int64_t batch, int64_t max_len);
+  void set_position(int64_t p) { position_ = p; }
   // out += Attn(x); x [N, C] must stay alive until backward.
   void forward(const Tensor& x, Tensor out);
   // dx = ∂L/∂x (written) for dout = ∂L/∂out.
@@ -27,6 +31,9 @@ class Attention {
   Tensor qkv_;     // [B, T, 3C]
   Tensor att_;     // [B, T, C] heads merged, before the output projection
   AttentionCache cache_;
+  Tensor k_cache_, v_cache_;  // [B, L, C] decoding
+  Tensor scores_;             // [B, NH, L] decoding scratch
+  int64_t position_ = -1;     // ≥ 0: decoding at this position
 };
 
 }  // namespace sy

@@ -14,6 +14,9 @@ class Block {
   Block(LayerEnv env, const std::string& prefix, const ModelConfig& cfg,
         std::unique_ptr<FeedForward> ffn);
   void allocate(Arena& arena, int64_t batch, int64_t seq, const BackwardScratch& scratch);
+  // Decoding (see Transformer::allocate_decoding).
+  void allocate_cache(Arena& arena, int64_t batch, int64_t max_len) { attn_.allocate_cache(arena, batch, max_len); }
+  void set_position(int64_t p) { attn_.set_position(p); }
   // x [B, T, C] → out; x must stay alive until backward.
   void forward(const Tensor& x);
   // dres holds ∂L/∂out on entry and ∂L/∂x on return (updated in place).

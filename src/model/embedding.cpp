@@ -3,6 +3,8 @@
 #include <cmath>
 #include <vector>
 
+#include "core/errors.h"
+
 namespace sy {
 
 Embedding::Embedding(LayerEnv env, const ModelConfig& cfg) : env_(env), cfg_(cfg) {
@@ -34,9 +36,14 @@ void Embedding::allocate(Arena& arena, int64_t batch, int64_t seq) {
   }
 }
 
-void Embedding::forward(const Tensor& ids) {
+void Embedding::forward(const Tensor& ids, int64_t first_position) {
   ids_ = ids;
-  const Tensor pos = wpe_ >= 0 ? env_.params.value(wpe_) : sinusoids_;
+  const Tensor table = wpe_ >= 0 ? env_.params.value(wpe_) : sinusoids_;  // [max_seq, C]
+  SY_CHECK(first_position >= 0 && first_position + ids.dim(-1) <= cfg_.max_seq,
+           "positions {}..{} exceed model.max_seq {}", first_position, first_position + ids.dim(-1) - 1,
+           cfg_.max_seq);
+  const int64_t C = cfg_.d_model;
+  const Tensor pos = table.view({cfg_.max_seq - first_position, C}, first_position * C);
   env_.ops.embedding_forward(out, ids, env_.params.value(wte_), pos);
 }
 

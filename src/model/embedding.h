@@ -9,7 +9,9 @@ class Embedding {
  public:
   Embedding(LayerEnv env, const ModelConfig& cfg);
   void allocate(Arena& arena, int64_t batch, int64_t seq);
-  void forward(const Tensor& ids);  // ids: i32 [B, T] → out
+  // ids: i32 [B, T] → out, at positions first_position .. first_position + T − 1
+  // (decoding continues a sequence one position at a time).
+  void forward(const Tensor& ids, int64_t first_position = 0);
   void backward(const Tensor& dout);  // dout [B, T, C]
   ParamId token_table() const { return wte_; }
 

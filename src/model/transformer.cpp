@@ -61,8 +61,39 @@ void Transformer::allocate(int64_t batch, int64_t seq) {
   dres_ = arena_.make(dtype_, {batch, seq, C});
 }
 
+void Transformer::allocate_decoding(int64_t batch, int64_t max_len) {
+  SY_CHECK(cfg_.arch == Arch::decoder, "decoding needs a decoder (model.arch: decoder)");
+  SY_CHECK(max_len >= 1 && max_len <= cfg_.max_seq, "decoding length {} outside 1..model.max_seq {}", max_len,
+           cfg_.max_seq);
+  allocate(batch, 1);
+  for (auto& b : blocks_) b->allocate_cache(arena_, batch, max_len);
+  decode_len_ = max_len;
+}
+
+Tensor Transformer::decode(const int32_t* ids, int64_t position) {
+  SY_CHECK(decode_len_ > 0, "decode() before allocate_decoding()");
+  SY_CHECK(position == 0 || position == next_position_, "decode: position {} after {} (positions come in order)",
+           position, next_position_ - 1);
+  SY_CHECK(position < decode_len_, "decode: position {} beyond the {} allocated", position, decode_len_);
+  const int64_t B = batch_, C = cfg_.d_model;
+  ops_.from_host(ids_, ids);
+  embed_.forward(ids_, position);
+  const Tensor* x = &embed_.out;
+  for (auto& b : blocks_) {
+    b->set_position(position);
+    b->forward(*x);
+    x = &b->out;
+  }
+  norm_f_.forward(x->view({B, C}));
+  const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
+  ops_.gemm(false, true, B, cfg_.vocab_size, C, 1.0, norm_f_.out, params_.value(head), 0.0, logits_);
+  next_position_ = position + 1;
+  return logits_;
+}
+
 LossSums Transformer::forward(const int32_t* ids, const int32_t* targets) {
   SY_CHECK(batch_ > 0, "forward() before allocate()");
+  SY_CHECK(decode_len_ == 0, "forward() on a model allocated for decoding");
   const int64_t N = batch_ * seq_, C = cfg_.d_model;
   int64_t count = 0;
   for (int64_t i = 0; i < N; ++i) count += targets[i] >= 0;

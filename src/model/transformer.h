@@ -38,6 +38,15 @@ class Transformer {
   using GradsReady = std::function<void(ParamId first, ParamId end)>;
   void on_grads_ready(GradsReady f) { grads_ready_ = std::move(f); }
 
+  // Decoding (decoder models, inference), instead of allocate(): then decode(ids [B],
+  // p) feeds each of `batch` sequences its token at position p and returns the
+  // logits [B, V] that follow it. Keys and values of earlier positions are cached,
+  // so a position costs one token's work; positions come in order 0, 1, 2, … <
+  // max_len (≤ model.max_seq), and 0 starts new sequences.
+  void allocate_decoding(int64_t batch, int64_t max_len);
+  Tensor decode(const int32_t* ids, int64_t position);
+  int64_t decode_capacity() const { return decode_len_; }
+
   ParamStore& params() { return params_; }
   const ModelConfig& config() const { return cfg_; }
   Tensor logits() const { return logits_; }  // [B·T, V] after forward
@@ -60,6 +69,7 @@ class Transformer {
   Tensor logits_;         // [B·T, V]; holds ∂L/∂logits after backward starts
   Tensor dres_;           // [B, T, C] residual-stream gradient
   int64_t batch_ = 0, seq_ = 0;
+  int64_t decode_len_ = 0, next_position_ = 0;  // decoding
   // Parameter ids of each part, in registration order: embedding [0, norm_f_first_),
   // final norm [norm_f_first_, blocks_first_), block l [block_end_[l-1], block_end_[l]),
   // head [block_end_.back(), size).

@@ -3,6 +3,7 @@
 // per-expert thresholds.
 #include "moe/router.h"
 #include "moe/routers.h"
+#include "core/errors.h"
 
 namespace sy {
 namespace {
@@ -14,7 +15,11 @@ class ExpertChoice final : public Router {
  protected:
   GroupRoute select(Group& g, int64_t C) override {
     const int64_t E = experts();
-    if (!context().training && cfg().eval_routing == EvalRouting::threshold && !thresholds().empty()) {
+    SY_CHECK(!context().inference || !thresholds().empty(),
+             "expert choice at inference routes by its trained thresholds, and this model has none "
+             "(weights saved before thresholds were kept?)");
+    if (!context().training && (cfg().eval_routing == EvalRouting::threshold || context().inference) &&
+        !thresholds().empty()) {
       // Token t → expert e iff p_t[e] ≥ θ_e: reads one token at a time (causal).
       GroupRoute r;
       for (int64_t e = 0; e < E; ++e)

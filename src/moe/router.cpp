@@ -64,7 +64,10 @@ void Router::allocate(Arena& arena, int64_t N) {
 
 void Router::make_groups(const RouteContext& ctx, int64_t N) {
   std::vector<std::vector<int32_t>> rows;
-  if (groups_by_position() && cfg_.ec_grouping == EcGrouping::by_position) {
+  if (ctx.inference) {  // every token alone
+    rows.resize(static_cast<size_t>(N));
+    for (int64_t r = 0; r < N; ++r) rows[r].push_back(static_cast<int32_t>(r));
+  } else if (groups_by_position() && cfg_.ec_grouping == EcGrouping::by_position) {
     // Group j: token j of every sequence (no token sees later tokens of its own).
     SY_CHECK(ctx.batch * ctx.seq == N, "by_position groups need batch×seq = {} rows", N);
     rows.resize(static_cast<size_t>(ctx.seq));

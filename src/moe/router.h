@@ -24,6 +24,11 @@ struct RouteContext {
   bool training = true;
   int64_t batch = 0, seq = 0;  // the micro-batch's shape (for by_position groups)
   int64_t first_token = 0;     // global index of the micro-batch's first token
+  // Inference (generation, and the full pass it is checked against): every token is
+  // routed alone, as a new token must be (docs/routing.md): token choice keeps its
+  // top choices (no capacity binds a single token), expert choice uses the
+  // threshold rule. Implies !training.
+  bool inference = false;
 };
 
 // For each expert, its slots: the rows of x it processes, in slot order, and the

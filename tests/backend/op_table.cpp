@@ -488,6 +488,49 @@ void attention_cases(std::vector<OpCase>& cs) {
   }
 }
 
+// Decoding: position p of a random sequence, with the cache holding positions < p
+// (and junk beyond, which must not be read): the output is the causal attention
+// row p of the whole sequence, and the caches gain row p.
+void attention_decode_cases(std::vector<OpCase>& cs) {
+  for (auto [B, L, C, NH, P] : {std::array<int64_t, 5>{1, 1, 2, 1, 0}, {2, 6, 6, 3, 0}, {2, 6, 6, 3, 4},
+                                {3, 9, 16, 4, 8}, {2, 40, 39, 3, 17}}) {
+    OpCase c;
+    c.name = "attention_decode_" + dims({B, L, C, NH}) + "_at" + std::to_string(P);
+    // The whole sequence [B, P+1, 3C], from which the case's tensors are cut.
+    auto sequence = [=] { return rnd({B, P + 1, 3 * C}, 23).f; };
+    c.make = [=] {
+      const Vec seq = sequence();
+      Host h{{"qkv", zeros({B, 3 * C})}, {"k_cache", rnd({B, L, C}, 24, 1e3)}, {"v_cache", rnd({B, L, C}, 25, 1e3)},
+             {"out", zeros({B, C})}, {"scores", zeros({B, NH, L})}};
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t j = 0; j < 3 * C; ++j) h["qkv"].f[b * 3 * C + j] = seq[(b * (P + 1) + P) * 3 * C + j];
+        for (int64_t t = 0; t < P; ++t)
+          for (int64_t j = 0; j < C; ++j) {
+            h["k_cache"].f[(b * L + t) * C + j] = seq[(b * (P + 1) + t) * 3 * C + C + j];
+            h["v_cache"].f[(b * L + t) * C + j] = seq[(b * (P + 1) + t) * 3 * C + 2 * C + j];
+          }
+      }
+      return h;
+    };
+    c.run = [=](Ops& ops, Bound& b) {
+      ops.attention_decode(b["out"], b["qkv"], b["k_cache"], b["v_cache"], b["scores"], P, NH);
+    };
+    c.outputs = {"out", "k_cache", "v_cache"};
+    c.reference = [=](Host& h) {
+      const Vec full = ref::attention(sequence(), B, P + 1, C, NH, /*causal=*/true);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t j = 0; j < C; ++j) {
+          h["out"].f[b * C + j] = full[(b * (P + 1) + P) * C + j];
+          h["k_cache"].f[(b * L + P) * C + j] = h["qkv"].f[b * 3 * C + C + j];
+          h["v_cache"].f[(b * L + P) * C + j] = h["qkv"].f[b * 3 * C + 2 * C + j];
+        }
+    };
+    c.f32 = {2e-5, 2e-6};
+    c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(P + 1))};
+    cs.push_back(c);
+  }
+}
+
 void loss_cases(std::vector<OpCase>& cs) {
   auto targets = [](int64_t N, int64_t V) {
     std::vector<int32_t> y(static_cast<size_t>(N));
@@ -732,6 +775,7 @@ const std::vector<OpCase>& op_cases() {
     activation_cases(cs);
     softmax_cases(cs);
     attention_cases(cs);
+    attention_decode_cases(cs);
     loss_cases(cs);
     dispatch_cases(cs);
     elementwise_cases(cs);

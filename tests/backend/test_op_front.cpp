@@ -70,6 +70,9 @@ class RecordingOps final : public Ops {
   void attention_backward_impl(Tensor, AttentionCache&, const Tensor&, int64_t, bool) override {
     calls.push_back("attention_backward");
   }
+  void attention_decode_impl(Tensor, const Tensor&, Tensor, Tensor, Tensor, int64_t, int64_t) override {
+    calls.push_back("attention_decode");
+  }
   void cross_entropy_forward_impl(Tensor, Tensor, Tensor, const Tensor&, const Tensor&,
                                   double) override {
     calls.push_back("cross_entropy_forward");
@@ -189,6 +192,26 @@ TEST_F(OpFront, AttentionBackwardChecksTheGradientScratch) {
   EXPECT_DEATH(ops.attention_backward(as_tensor(dqkv, {B, T, 3 * C}), cache,
                                       as_tensor(dout, {B, T, C}), 3, true),
                "not divisible by 3 heads");
+  EXPECT_EQ(ops.calls.size(), 1u);
+}
+
+// Decoding: the position must lie inside the cache, the caches match qkv, the
+// scratch holds a score per head and cache row.
+TEST_F(OpFront, AttentionDecodeChecksPositionCachesAndScratch) {
+  const int64_t B = 2, L = 4, NH = 2, C = 6;
+  auto out = f(B * C), qkv = f(B * 3 * C), k = f(B * L * C), v = f(B * L * C), sc = f(B * NH * L);
+  auto k_short = f(B * (L - 1) * C), sc_small = f(B * NH * L - 1);
+  auto call = [&](int64_t pos, std::vector<float>& kc, int64_t kl, std::vector<float>& s, int64_t heads) {
+    ops.attention_decode(as_tensor(out, {B, C}), as_tensor(qkv, {B, 3 * C}), as_tensor(kc, {B, kl, C}),
+                         as_tensor(v, {B, L, C}), as_tensor(s, {static_cast<int64_t>(s.size())}), pos, heads);
+  };
+  call(L - 1, k, L, sc, NH);
+  EXPECT_EQ(ops.calls, std::vector<std::string>{"attention_decode"});
+  EXPECT_DEATH(call(L, k, L, sc, NH), "position 4 outside the cache of 4 rows");
+  EXPECT_DEATH(call(-1, k, L, sc, NH), "position -1 outside");
+  EXPECT_DEATH(call(0, k_short, L - 1, sc, NH), "v_cache must be \\[2, 3, 6\\]");
+  EXPECT_DEATH(call(0, k, L, sc_small, NH), "attention_decode scores has 15 elements");
+  EXPECT_DEATH(call(0, k, L, sc, 4), "4 heads do not divide C = 6");
   EXPECT_EQ(ops.calls.size(), 1u);
 }
 

@@ -1,5 +1,6 @@
 // Multi-head attention on the CPU: heads split out of qkv, then batched GEMMs over
 // (batch, head) pairs and a row softmax with the causal mask folded in.
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cpu/cpu_math.h"
@@ -106,6 +107,59 @@ void CpuOps::attention_forward_impl(Tensor out, AttentionCache& c, const Tensor&
     const T* parts[1] = {c.out_heads.data<T>()};
     merge_heads<T>(out.data<T>(), parts, 1, d.B, d.Tn, d.NH, d.D);
   });
+}
+
+namespace {
+
+// One decoding position: k, v into the caches, then each (b, h) over the cache
+// rows 0..pos, in double (scores kept in `sc` as T between the passes).
+template <class T>
+void decode_attention(T* out, const T* qkv, T* kc, T* vc, T* sc, int64_t B, int64_t L, int64_t C,
+                      int64_t NH, int64_t pos) {
+  const int64_t D = C / NH;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t c = 0; c < C; ++c) {
+      kc[(b * L + pos) * C + c] = qkv[b * 3 * C + C + c];
+      vc[(b * L + pos) * C + c] = qkv[b * 3 * C + 2 * C + c];
+    }
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < NH; ++h) {
+      const T* q = qkv + b * 3 * C + h * D;
+      T* s = sc + (b * NH + h) * L;
+      double mx = -INFINITY;
+      for (int64_t t = 0; t <= pos; ++t) {
+        const T* k = kc + (b * L + t) * C + h * D;
+        double dot = 0;
+        for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * static_cast<double>(k[d]);
+        s[t] = static_cast<T>(dot * scale);
+        mx = std::max(mx, static_cast<double>(s[t]));
+      }
+      double sum = 0;
+      for (int64_t t = 0; t <= pos; ++t) {
+        const double e = std::exp(static_cast<double>(s[t]) - mx);
+        s[t] = static_cast<T>(e);
+        sum += e;
+      }
+      T* o = out + b * C + h * D;
+      for (int64_t d = 0; d < D; ++d) {
+        double acc = 0;
+        for (int64_t t = 0; t <= pos; ++t)
+          acc += static_cast<double>(s[t]) * static_cast<double>(vc[(b * L + t) * C + h * D + d]);
+        o[d] = static_cast<T>(acc / sum);
+      }
+    }
+}
+
+}  // namespace
+
+void CpuOps::attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache,
+                                   Tensor scores, int64_t position, int64_t n_heads) {
+  const int64_t B = qkv.dim(0), C = qkv.dim(1) / 3, L = k_cache.dim(1);
+  SY_FLOAT_DISPATCH(qkv.dtype, decode_attention<T>(out.data<T>(), qkv.data<T>(), k_cache.data<T>(),
+                                                  v_cache.data<T>(), scores.data<T>(), B, L, C,
+                                                  n_heads, position));
 }
 
 void CpuOps::attention_backward_impl(Tensor dqkv, AttentionCache& c, const Tensor& dout,

@@ -59,7 +59,69 @@ __global__ void softmax_rows_backward(float* dp, const float* p, int64_t Tn) {
   cuda::block_row_softmax_backward(d, d, p + blockIdx.x * Tn, Tn, shared);
 }
 
+// Decoding, one position `pos` (see Ops::attention_decode). Four plain kernels, each
+// an obvious loop: k and v into the caches; a score per (b, h, t ≤ pos); the row
+// softmax of each (b, h) over its pos + 1 scores; out[b, c] summed over t in order.
+__global__ void decode_write_kv(float* kc, float* vc, const float* qkv, int64_t B, int64_t L, int64_t C,
+                                int64_t pos) {
+  const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (o >= B * C) return;
+  const int64_t b = o / C, c = o % C;
+  kc[(b * L + pos) * C + c] = qkv[b * 3 * C + C + c];
+  vc[(b * L + pos) * C + c] = qkv[b * 3 * C + 2 * C + c];
+}
+
+__global__ void decode_scores(float* scores, const float* qkv, const float* kc, int64_t B, int64_t L,
+                              int64_t NH, int64_t D, int64_t pos, float scale) {
+  const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t n = pos + 1;
+  if (o >= B * NH * n) return;
+  const int64_t t = o % n, h = (o / n) % NH, b = o / (n * NH);
+  const int64_t C = NH * D;
+  const float* q = qkv + b * 3 * C + h * D;
+  const float* k = kc + (b * L + t) * C + h * D;
+  float dot = 0.f;
+  for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
+  scores[(b * NH + h) * L + t] = dot * scale;
+}
+
+__global__ void decode_softmax(float* scores, int64_t L, int64_t pos) {
+  __shared__ float shared[32];
+  float* row = scores + blockIdx.x * L;
+  cuda::block_row_softmax(row, row, pos + 1, pos + 1, shared);
+}
+
+__global__ void decode_weighted_sum(float* out, const float* scores, const float* vc, int64_t B,
+                                    int64_t L, int64_t NH, int64_t D, int64_t pos) {
+  const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  const int64_t C = NH * D;
+  if (o >= B * C) return;
+  const int64_t b = o / C, c = o % C, h = c / D;
+  const float* p = scores + (b * NH + h) * L;
+  float acc = 0.f;
+  for (int64_t t = 0; t <= pos; ++t) acc += p[t] * vc[(b * L + t) * C + c];
+  out[o] = acc;
+}
+
 }  // namespace
+
+void CudaOps::attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache,
+                                    Tensor scores, int64_t position, int64_t n_heads) {
+  const int64_t B = qkv.dim(0), C = qkv.dim(1) / 3, L = k_cache.dim(1), D = C / n_heads;
+  decode_write_kv<<<cuda::blocks_for(B * C), cuda::kBlock, 0, stream_>>>(
+      k_cache.data<float>(), v_cache.data<float>(), qkv.data<float>(), B, L, C, position);
+  SY_CUDA_LAUNCHED();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  decode_scores<<<cuda::blocks_for(B * n_heads * (position + 1)), cuda::kBlock, 0, stream_>>>(
+      scores.data<float>(), qkv.data<float>(), k_cache.data<float>(), B, L, n_heads, D, position, scale);
+  SY_CUDA_LAUNCHED();
+  decode_softmax<<<static_cast<unsigned>(B * n_heads), cuda::kBlock, 0, stream_>>>(scores.data<float>(), L,
+                                                                                    position);
+  SY_CUDA_LAUNCHED();
+  decode_weighted_sum<<<cuda::blocks_for(B * C), cuda::kBlock, 0, stream_>>>(
+      out.data<float>(), scores.data<float>(), v_cache.data<float>(), B, L, n_heads, D, position);
+  SY_CUDA_LAUNCHED();
+}
 
 void CudaOps::attention_forward_impl(Tensor out, AttentionCache& c, const Tensor& qkv,
                                      int64_t n_heads, bool causal) {

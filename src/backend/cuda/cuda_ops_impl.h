@@ -160,6 +160,8 @@ class CudaOps final : public Ops {
   void softmax_backward_impl(Tensor dx, const Tensor& dout, const Tensor& out) override;
   void attention_forward_impl(Tensor out, AttentionCache& cache, const Tensor& qkv,
                               int64_t n_heads, bool causal) override;
+  void attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache, Tensor scores,
+                             int64_t position, int64_t n_heads) override;
   void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                                int64_t n_heads, bool causal) override;
   void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
