@@ -106,12 +106,34 @@ def plot_throughput(data, out):
     plt.close(fig)
 
 
+def plot_heatmaps(data, out):
+    """report --trace: expert × part-of-speech class, each cell the share of
+    the class's tokens the expert took (a column sums to experts per token)."""
+    for m in data["heatmaps"]:
+        cols = m["values"]  # [class][expert]
+        experts = len(cols[0]) if cols else 0
+        grid = [[cols[c][e] for c in range(len(cols))] for e in range(experts)]
+        fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(cols), 1.5 + 0.4 * experts))
+        im = ax.imshow(grid, cmap="viridis", aspect="auto", vmin=0)
+        ax.set_xticks(range(len(cols)), m["classes"], rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(experts), [str(e) for e in range(experts)], fontsize=8)
+        ax.set_ylabel("expert")
+        ax.set_title(m["title"], fontsize=9)
+        fig.colorbar(im, ax=ax, label="share of the class's tokens")
+        fig.tight_layout()
+        fig.savefig(f"{out}/{m['file']}", dpi=120)
+        plt.close(fig)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: plot_report.py REPORT_DATA_JSON OUT_DIR")
     with open(sys.argv[1]) as f:
         data = json.load(f)
     out = sys.argv[2]
+    if "heatmaps" in data:
+        plot_heatmaps(data, out)
+        return
     plot_val_ppl(data, out)
     plot_load(data, out)
     plot_experts_per_token(data, out)

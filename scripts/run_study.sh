@@ -13,7 +13,7 @@ bash scripts/fetch_gcide.sh
   build/switchyard prepare --config configs/study/decoder_base.yaml
 [ -f data/prepared/gcide_4k/manifest.json ] ||
   build/switchyard prepare --config configs/study/decoder_base.yaml \
-    --set prepare.input=data/gcide/text --set data.path=data/prepared/gcide_4k
+    --set prepare.input=data/gcide/text --set prepare.tags= --set data.path=data/prepared/gcide_4k
 jobs=${JOBS:-2}
 for sweep in mode_check decoder decoder_gcide encoder; do
   build/switchyard sweep "configs/study/$sweep.yaml" --jobs "$jobs"

@@ -15,9 +15,11 @@
 #include "core/process.h"
 #include "core/version.h"
 #include "core/watchdog.h"
+#include "backend/ops.h"
 #include "checkpoint/checkpoint.h"
 #include "data/prepare.h"
 #include "study/report.h"
+#include "study/specialisation.h"
 #include "study/sweep.h"
 #include "train/bench.h"
 #include "infer/inference.h"
@@ -112,6 +114,9 @@ int run(int argc, char** argv, int rank) {
                    "reference implementations (python/switchyard_torch)");
   eval->add_flag("--gradients", eval_opt.gradients,
                  "with --save-batches: add the gradients of the training objective on the first batch");
+  eval->add_option("--trace", eval_opt.trace,
+                   "MoE runs: write the routing trace (each token's experts and gates per MoE layer, "
+                   "JSON lines, docs/trace.md) to this file; `switchyard report --trace` reads it");
 
   CLI::App* check = app.add_subcommand("check-config", "validate a config and print it resolved");
   ConfigArgs check_args;
@@ -128,7 +133,12 @@ int run(int argc, char** argv, int rank) {
   CLI::App* report = app.add_subcommand("report", "report.md and plots from runs' metrics");
   std::vector<std::string> report_dirs;
   sy::ReportOptions report_opt;
-  report->add_option("dirs", report_dirs, "sweep directories, run directories, or folders of runs")->required();
+  report->add_option("dirs", report_dirs, "sweep directories, run directories, or folders of runs");
+  std::vector<std::string> report_traces;
+  report->add_option("--trace", report_traces,
+                     "routing traces (`eval --trace`): write specialisation.md, the experts' pieces and "
+                     "token classes (and part-of-speech heat maps), instead of report.md")
+      ->take_all();
   report->add_option("-o,--out", report_opt.out, "where report.md and the PNGs go (default: the first DIR)");
   report->add_option("--target", report_opt.target_arm,
                      "the arm whose mean final perplexity is the steps-to-target target (default: the "
@@ -183,6 +193,15 @@ int run(int argc, char** argv, int rank) {
                                                "mpirun itself when the sweep file sets ranks > 1");
     if (*report) {
       report_opt.plots = !no_plots;
+      if (!report_traces.empty()) {
+        if (!report_dirs.empty())
+          throw sy::Error(sy::ExitCode::bad_input, "report: give run directories or --trace files, not both");
+        if (report_opt.out.empty()) report_opt.out = std::filesystem::path(report_traces.front()).parent_path().string();
+        if (report_opt.out.empty()) report_opt.out = ".";
+        return sy::write_trace_report(report_traces, report_opt.out, report_opt.plots);
+      }
+      if (report_dirs.empty())
+        throw sy::Error(sy::ExitCode::bad_input, "report: name the run or sweep directories (or --trace FILE)");
       if (report_opt.out.empty()) report_opt.out = report_dirs.front();
       return sy::write_report(report_dirs, report_opt);
     }
@@ -211,9 +230,24 @@ bool is_train(int argc, char** argv) {
 // OMP_WAIT_POLICY when it loads, before main(), so unless the user chose a policy
 // the process re-executes itself once with PASSIVE. A training run blocks its stop
 // signals across the exec: a stop that comes meanwhile waits for the handler.
-static void prefer_passive_openmp(char** argv, bool train) {
-  if (std::getenv("OMP_WAIT_POLICY")) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+//
+// OpenBLAS picks its kernels when it loads too: on a processor newer than the
+// library it falls back to an old one (OpenBLAS 0.3.21 on Emerald Rapids: the SSE3
+// Prescott kernels, sgemm 22 instead of 120 GFLOP/s, training 3× slower), so the
+// same re-execution names the kernel the processor can run (OPENBLAS_CORETYPE),
+// unless the user did.
+static void tune_runtime_env(char** argv, bool train) {
+  bool exec = false;
+  if (!std::getenv("OMP_WAIT_POLICY")) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    exec = true;
+  }
+  const std::string kernel = sy::cpu_blas_kernel_override();
+  if (!kernel.empty()) {
+    setenv("OPENBLAS_CORETYPE", kernel.c_str(), 1);
+    exec = true;
+  }
+  if (!exec) return;
   sigset_t stops;
   sigemptyset(&stops);
   sigaddset(&stops, SIGTERM);
@@ -228,7 +262,7 @@ int main(int argc, char** argv) {
   // during start-up or a restore is honoured at the first point all ranks agree on
   // (exit 3), never the default death by signal (exit 143).
   const bool train = is_train(argc, argv);
-  prefer_passive_openmp(argv, train);
+  tune_runtime_env(argv, train);
   if (train) sy::install_stop_handlers();
   // Under a launcher, the watchdog covers the job from MPI's start-up (a peer that
   // never arrives) with SWITCHYARD_STARTUP_TIMEOUT_S (default 900 s) until the

@@ -211,6 +211,11 @@ class Ops : public Allocator {
 // The backend for `device`: "cpu" always; "cuda" where built with CUDA and a GPU is
 // present (else an Error with exit code 2 that says so).
 std::unique_ptr<Ops> make_ops(Device device);
+// The OpenBLAS kernel to force (OPENBLAS_CORETYPE) because the library did not
+// recognise this processor and fell back to an older one than the processor
+// runs (OpenBLAS 0.3.21 takes Emerald Rapids for a Prescott: sgemm 5× slower);
+// empty when its own choice stands or the user set OPENBLAS_CORETYPE.
+std::string cpu_blas_kernel_override();
 Device parse_device(const std::string& name);  // "cpu" | "cuda"
 
 }  // namespace sy

@@ -66,6 +66,24 @@ class Binder {
     frames_.push_back({root, "", {}});
   }
 
+  // A list of strings: a YAML sequence of scalars (one scalar: a list of one).
+  void field(const char* key, std::vector<std::string>& out) {
+    YAML::Node n = child(key);
+    if (!n.IsDefined()) return;
+    const std::string path = path_of(key);
+    out.clear();
+    if (n.IsNull()) return;
+    if (n.IsScalar()) {
+      out.push_back(n.Scalar());
+      return;
+    }
+    if (!n.IsSequence()) return problem(path, describe(n), "must be a list of strings");
+    for (const YAML::Node& x : n) {
+      if (!x.IsScalar()) return problem(path, describe(n), "must be a list of strings");
+      out.push_back(x.Scalar());
+    }
+  }
+
   template <class T>
   void field(const char* key, T& out) {
     YAML::Node n = child(key);
@@ -212,7 +230,11 @@ class Emitter {
   template <class T>
   void field(const char* key, T& v) {
     out_ << YAML::Key << key << YAML::Value;
-    if constexpr (std::is_floating_point_v<T>) out_ << fmt::format("{}", v);
+    if constexpr (std::is_same_v<T, std::vector<std::string>>) {
+      out_ << YAML::BeginSeq;
+      for (const std::string& s : v) out_ << YAML::DoubleQuoted << s;
+      out_ << YAML::EndSeq;
+    } else if constexpr (std::is_floating_point_v<T>) out_ << fmt::format("{}", v);
     else out_ << v;
   }
   template <class E>
@@ -237,6 +259,7 @@ class Flattener {
   template <class T>
   void field(const char* key, T& v) {
     if constexpr (std::is_same_v<T, std::string>) out_[path(key)] = v;
+    else if constexpr (std::is_same_v<T, std::vector<std::string>>) out_[path(key)] = fmt::format("[{}]", fmt::join(v, " | "));
     else if constexpr (std::is_same_v<T, bool>) out_[path(key)] = v ? "true" : "false";
     else out_[path(key)] = fmt::format("{}", v);
   }
@@ -303,6 +326,11 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
             "must be >= 0 (0: the whole split)");
   p.require(r.log_every >= 1, "run.log_every", r.log_every, "must be positive");
   p.require(t.grad_accum >= 1, "train.grad_accum", t.grad_accum, "must be positive");
+  p.require(t.sample_every >= 0, "train.sample_every", t.sample_every, "must be >= 0 (0: no samples)");
+  p.require(t.sample_tokens >= 1, "train.sample_tokens", t.sample_tokens, "must be positive");
+  if (t.sample_every > 0)
+    p.require(!t.sample_prompts.empty(), "train.sample_prompts", "[]",
+              "must list at least one prompt when train.sample_every is set (e.g. [\"The jury said\"])");
   p.require(!r.dir.empty(), "run.dir", r.dir, "must not be empty");
 }
 
@@ -319,6 +347,12 @@ void Config::validate(Problems& p) const {
   data.validate(p);
   prepare.validate(p);
   validate_train(train, run, p);
+  if (train.sample_every > 0) {
+    p.require(model.arch == Arch::decoder, "train.sample_every", train.sample_every,
+              "needs a decoder (model.arch: decoder); an encoder does not continue text");
+    p.require(data.source != DataSource::synthetic, "train.sample_every", train.sample_every,
+              "needs text data (data.source: prepared or bytes); synthetic tokens have no text");
+  }
   p.require(train.seq_len <= model.max_seq, "train.seq_len", train.seq_len,
             "must not exceed model.max_seq (" + std::to_string(model.max_seq) + ")");
   if (p.require(parallel.expert_parallel >= 1, "parallel.expert_parallel", parallel.expert_parallel,

@@ -30,6 +30,12 @@ struct TrainConfig {
   int64_t eval_batches = 8;  // 0: the whole evaluation split
   int64_t grad_accum = 1;    // micro-batches per rank per optimizer step
   bool skip_non_finite = false;  // a NaN/Inf loss or gradient: skip the step (else abort, exit 4)
+  // Decoders: every sample_every steps (0: never) and at the end, rank 0 continues
+  // each of sample_prompts greedily by sample_tokens tokens, prints it and appends
+  // it to <run>/samples.jsonl.
+  int64_t sample_every = 0;
+  std::vector<std::string> sample_prompts;
+  int64_t sample_tokens = 32;
 };
 
 struct CheckpointConfig {

@@ -133,6 +133,7 @@ void visit_config(V& v, Config& c) {
     v.field("test_fraction", p.test_fraction);
     v.field("max_shard_tokens", p.max_shard_tokens);
     v.field("character_coverage", p.character_coverage);
+    v.field("tags", p.tags);
   });
   v.section("train", [&] {
     TrainConfig& t = c.train;
@@ -143,6 +144,9 @@ void visit_config(V& v, Config& c) {
     v.field("eval_every", t.eval_every);
     v.field("eval_batches", t.eval_batches);
     v.field("grad_accum", t.grad_accum);
+    v.field("sample_every", t.sample_every);
+    v.field("sample_prompts", t.sample_prompts);
+    v.field("sample_tokens", t.sample_tokens);
     v.field("skip_non_finite", t.skip_non_finite);
   });
   v.section("checkpoint", [&] {

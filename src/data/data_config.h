@@ -40,6 +40,10 @@ struct PrepareConfig {
   double test_fraction = 0.05;
   int64_t max_shard_tokens = int64_t{1} << 26;
   double character_coverage = 1.0;
+  // A tag per word of `input` (same files, documents and word counts; Brown's
+  // part-of-speech tags from scripts/fetch_brown.sh): carried to every token of
+  // the word, for the routing report (docs/trace.md). Empty: none.
+  std::string tags;
 
   void validate(Problems& p) const;
 };

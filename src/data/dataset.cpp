@@ -23,6 +23,8 @@ Dataset open_dataset(const DataConfig& d, int64_t vocab, uint64_t seed,
     ds.mask_id = m.mask_id;
     const SplitInfo& e = m.splits.at(eval_split);
     ds.eval_words_per_token = e.tokens > 0 ? static_cast<double>(e.words) / e.tokens : 0;
+    ds.eval_tags.of_token = load_split_tags(d.path, m, eval_split, d.verify_checksums);
+    if (!ds.eval_tags.of_token.empty()) ds.eval_tags.names = m.tag_names;
     return ds;
   }
   if (eval_split != "val")

@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <map>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -73,6 +75,69 @@ std::string make_tokenizer(const PrepareConfig& p, const std::vector<Document>& 
   return model;
 }
 
+// prepare.tags: the tag documents, checked to match the input's document by
+// document and word by word.
+std::vector<Document> read_tags(const PrepareConfig& p, const std::vector<Document>& docs) {
+  if (p.tags.empty()) return {};
+  std::vector<Document> tags = read_corpus(p.tags, CorpusFormat::auto_detect);
+  if (tags.size() != docs.size())
+    throw Error(ExitCode::bad_input,
+                fmt::format("prepare.tags '{}' holds {} documents, prepare.input '{}' {}: the tags must "
+                            "follow the input document by document, one tag per word",
+                            p.tags, tags.size(), p.input, docs.size()));
+  for (size_t d = 0; d < docs.size(); ++d)
+    if (tags[d].words != docs[d].words)
+      throw Error(ExitCode::bad_input,
+                  fmt::format("prepare.tags: '{}' has {} tags but its document '{}' has {} words",
+                              tags[d].origin, tags[d].words, docs[d].origin, docs[d].words));
+  return tags;
+}
+
+// Gives every token of one encoded document its word's tag: a piece starting
+// with ▁ starts the next word (SentencePiece splits at whitespace, so a word never
+// shares a piece with the next). Returns false, leaving −1, when the pieces do not
+// make up exactly the document's words.
+bool tag_tokens(const Tokenizer& tok, const int32_t* ids, size_t n, const std::string& tag_text,
+                std::map<std::string, int16_t>& names, std::vector<std::string>& name_list, int16_t* out) {
+  std::vector<int16_t> word_tags;
+  size_t i = 0;
+  while (i < tag_text.size()) {
+    while (i < tag_text.size() && std::isspace(static_cast<unsigned char>(tag_text[i]))) ++i;
+    size_t j = i;
+    while (j < tag_text.size() && !std::isspace(static_cast<unsigned char>(tag_text[j]))) ++j;
+    if (j == i) break;
+    const std::string name = tag_text.substr(i, j - i);
+    auto [it, fresh] = names.try_emplace(name, static_cast<int16_t>(name_list.size()));
+    if (fresh) {
+      if (name_list.size() >= 32767)
+        throw Error(ExitCode::bad_input, "prepare.tags: more than 32767 distinct tags");
+      name_list.push_back(name);
+    }
+    word_tags.push_back(it->second);
+    i = j;
+  }
+  int64_t word = -1;
+  for (size_t k = 0; k < n; ++k) {
+    if (tok.piece(ids[k]).rfind("\xE2\x96\x81", 0) == 0) ++word;
+    out[k] = word >= 0 && word < static_cast<int64_t>(word_tags.size()) ? word_tags[word] : -1;
+  }
+  if (word + 1 == static_cast<int64_t>(word_tags.size())) return true;
+  std::fill(out, out + n, int16_t{-1});
+  return false;
+}
+
+void write_tags(const std::string& path, const std::vector<int16_t>& tags) {
+  std::string bytes(tags.size() * 2, '\0');
+  for (size_t i = 0; i < tags.size(); ++i) {
+    const auto v = static_cast<uint16_t>(tags[i]);
+    bytes[2 * i] = static_cast<char>(v & 0xff);
+    bytes[2 * i + 1] = static_cast<char>(v >> 8);
+  }
+  std::ofstream out(path, std::ios::binary);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out.flush()) throw Error(ExitCode::bad_input, "cannot write '" + path + "' (disk full?)");
+}
+
 }  // namespace
 
 // A prepared dataset is never rewritten in place: runs memory-map its shards (a
@@ -83,6 +148,7 @@ Manifest prepare_dataset(const PrepareConfig& p, const std::string& data_path, i
                          uint64_t seed, int threads) {
   Timer timer;
   const std::vector<Document> docs = read_corpus(p.input, p.format);  // input errors first
+  const std::vector<Document> tag_docs = read_tags(p, docs);
   std::error_code ec;
   std::string final_dir = fs::path(data_path).lexically_normal().string();
   while (final_dir.size() > 1 && final_dir.back() == '/') final_dir.pop_back();
@@ -129,9 +195,12 @@ Manifest prepare_dataset(const PrepareConfig& p, const std::string& data_path, i
   m.mask_id = tok.mask_id();
   m.split_seed = seed;
   m.input = p.input;
+  std::map<std::string, int16_t> tag_ids;
+  int64_t untagged_docs = 0;
   for (int s = 0; s < 3; ++s) {
     SplitInfo& info = m.splits[kSplits[s]];
     std::vector<int32_t> tokens;
+    std::vector<int16_t> tags;  // [split tokens] with prepare.tags
     std::vector<uint64_t> offsets = {0};
     auto flush = [&] {
       if (tokens.empty()) return;
@@ -145,8 +214,17 @@ Manifest prepare_dataset(const PrepareConfig& p, const std::string& data_path, i
     };
     for (size_t d = 0; d < docs.size(); ++d) {
       if (split[d] != s) continue;
+      const size_t first = tokens.size();
       tok.encode(docs[d].text, tokens);
       tokens.push_back(tok.eos_id());
+      if (!tag_docs.empty()) {
+        const size_t n = tokens.size() - first;
+        tags.resize(tags.size() + n);
+        int16_t* out = tags.data() + tags.size() - n;
+        if (!tag_tokens(tok, tokens.data() + first, n - 1, tag_docs[d].text, tag_ids, m.tag_names, out))
+          ++untagged_docs;
+        out[n - 1] = -1;  // </s>
+      }
       offsets.push_back(tokens.size());
       info.tokens += static_cast<int64_t>(offsets.back() - offsets[offsets.size() - 2]);
       info.documents += 1;
@@ -154,9 +232,20 @@ Manifest prepare_dataset(const PrepareConfig& p, const std::string& data_path, i
       if (static_cast<int64_t>(tokens.size()) >= p.max_shard_tokens) flush();
     }
     flush();
+    if (!tag_docs.empty() && !tags.empty()) {
+      const std::string file = fmt::format("{}-tags.bin", kSplits[s]);
+      write_tags(out_dir + "/" + file, tags);
+      m.tag_files[kSplits[s]] = {file, sha256_file(out_dir + "/" + file), static_cast<int64_t>(tags.size())};
+    }
     log_info("prepare: {:>5}: {} documents, {} words, {} tokens in {} shard(s)", kSplits[s],
              info.documents, info.words, info.tokens, info.shards.size());
   }
+  if (!tag_docs.empty())
+    log_info("prepare: {} tags from '{}'{}", m.tag_names.size(), p.tags,
+             untagged_docs == 0 ? std::string()
+                                : fmt::format("; {} documents left untagged: their pieces do not split "
+                                              "into the tagged words",
+                                              untagged_docs));
   {
     std::ofstream out(out_dir + "/manifest.json");
     out << m.to_json();

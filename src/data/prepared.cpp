@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "core/sha256.h"
 
 namespace sy {
 using nlohmann::json;
@@ -27,6 +29,11 @@ std::string Manifest::to_json() const {
                         {"documents", sh.documents}});
     j["splits"][name] = {{"tokens", s.tokens}, {"documents", s.documents}, {"words", s.words},
                          {"shards", shards}};
+  }
+  if (!tag_names.empty()) {
+    j["tags"]["names"] = tag_names;
+    for (const auto& [split, f] : tag_files)
+      j["tags"]["files"][split] = {{"file", f.file}, {"sha256", f.sha256}, {"tokens", f.tokens}};
   }
   return j.dump(2) + "\n";
 }
@@ -65,10 +72,47 @@ Manifest Manifest::load(const std::string& dir) {
                                sh.at("tokens").get<int64_t>(), sh.at("documents").get<int64_t>()});
       m.splits[name] = info;
     }
+    if (j.contains("tags")) {
+      m.tag_names = j["tags"].at("names").get<std::vector<std::string>>();
+      for (const auto& [split, f] : j["tags"].at("files").items())
+        m.tag_files[split] = {f.at("file").get<std::string>(), f.at("sha256").get<std::string>(),
+                              f.at("tokens").get<int64_t>()};
+    }
   } catch (const json::exception& e) {
     throw Error(ExitCode::bad_input, "'" + path + "' is malformed: " + e.what());
   }
   return m;
+}
+
+std::vector<int32_t> load_split_tags(const std::string& dir, const Manifest& m, const std::string& split,
+                                     bool verify_checksums) {
+  std::vector<int32_t> out;
+  const auto it = m.tag_files.find(split);
+  if (it == m.tag_files.end()) return out;
+  const std::string path = dir + "/" + it->second.file;
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof())
+    throw Error(ExitCode::bad_input, "cannot read the tag file '" + path + "' that manifest.json names");
+  const auto split_tokens = m.splits.count(split) ? m.splits.at(split).tokens : -1;
+  if (static_cast<int64_t>(bytes.size()) != 2 * it->second.tokens || it->second.tokens != split_tokens)
+    throw Error(ExitCode::bad_input,
+                fmt::format("tag file '{}' holds {} bytes; manifest.json records {} tags for a split of {} "
+                            "tokens (2 bytes each): the dataset was changed after prepare",
+                            path, bytes.size(), it->second.tokens, split_tokens));
+  if (verify_checksums && sha256_hex(bytes.data(), bytes.size()) != it->second.sha256)
+    throw Error(ExitCode::bad_input, "tag file '" + path + "' does not match its SHA-256 in manifest.json: "
+                                     "it was rewritten after prepare");
+  out.resize(bytes.size() / 2);
+  const int64_t names = static_cast<int64_t>(m.tag_names.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const auto lo = static_cast<uint8_t>(bytes[2 * i]), hi = static_cast<uint8_t>(bytes[2 * i + 1]);
+    out[i] = static_cast<int16_t>(static_cast<uint16_t>(lo | (hi << 8)));
+    if (out[i] < -1 || out[i] >= names)
+      throw Error(ExitCode::bad_input, fmt::format("tag file '{}': tag {} at token {} is outside [-1, {})",
+                                                   path, out[i], i, names));
+  }
+  return out;
 }
 
 SplitShards::SplitShards(const std::string& dir, const Manifest& m, const std::string& split,

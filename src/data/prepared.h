@@ -31,6 +31,14 @@ struct Manifest {
   uint64_t split_seed = 0;
   std::string input;
   std::map<std::string, SplitInfo> splits;
+  // prepare.tags: tag names, and per split a file of one int16 per token (an
+  // index into tag_names, −1: none), in split order.
+  struct TagFile {
+    std::string file, sha256;
+    int64_t tokens = 0;
+  };
+  std::vector<std::string> tag_names;
+  std::map<std::string, TagFile> tag_files;
 
   std::string to_json() const;
   // Parses `<dir>/manifest.json`; throws Error(bad_input) naming the file.
@@ -40,6 +48,11 @@ struct Manifest {
 // The shards of one split, opened and checked against the manifest: every file
 // present, sizes and counts as recorded, its SHA-256 as recorded (unless
 // `verify_checksums` is off), every token id inside the vocabulary.
+// The tags of `split` (empty when the dataset has none), checked against the
+// manifest; throws Error(bad_input) naming the file.
+std::vector<int32_t> load_split_tags(const std::string& dir, const Manifest& m, const std::string& split,
+                                     bool verify_checksums = true);
+
 class SplitShards {
  public:
   SplitShards(const std::string& dir, const Manifest& m, const std::string& split,

@@ -119,6 +119,12 @@ std::vector<std::vector<float>> Generator::logits_along(const std::vector<int32_
   return out;
 }
 
+void Generator::decode_step(int32_t id, int64_t position) {
+  SY_CHECK(position >= 0 && position < max_len_, "position {}, {} allocated", position, max_len_);
+  std::vector<int32_t> step(static_cast<size_t>(batch_), id);
+  ops_.to_host(host_logits_.data(), model_->decode(step.data(), position));
+}
+
 std::vector<Generation> Generator::generate(const std::vector<std::vector<int32_t>>& prompts,
                                             const SamplingOptions& o, int32_t eod) {
   const int64_t n = static_cast<int64_t>(prompts.size());

@@ -67,6 +67,11 @@ class Generator {
   // The logits [V] after each position of one sequence, decoded position by
   // position (tests: against a full forward pass).
   std::vector<std::vector<float>> logits_along(const std::vector<int32_t>& ids);
+  // One position of every row (benchmarks): feeds `id` at `position`, attending to
+  // the cache below it as it stands, and brings the logits to the host.
+  void decode_step(int32_t id, int64_t position);
+  // The logits [V] of row 0 after the last decode_step.
+  std::vector<float> last_logits() const { return {host_logits_.begin(), host_logits_.begin() + vocab_}; }
 
   int64_t batch() const { return batch_; }
   int64_t max_len() const { return max_len_; }

@@ -62,6 +62,18 @@ RouterState load_weights(const std::string& run, const std::string& checkpoint, 
   return read_checkpoint_state(checkpoint).router_state;
 }
 
+nlohmann::json routes_json(const std::vector<std::vector<RoutedTo>>& layers, const std::vector<int>& ids) {
+  nlohmann::json j = nlohmann::json::object();
+  for (size_t l = 0; l < layers.size(); ++l) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const RoutedTo& r : layers[l]) a.push_back({r.expert, r.gate});
+    j[std::to_string(ids[l])] = a;
+  }
+  return j;
+}
+
+}  // namespace
+
 std::vector<int32_t> encode_prompt(const TextCodec& codec, const std::string& text, size_t n) {
   if (text.empty()) throw Error(ExitCode::bad_input, fmt::format("prompt {} is empty", n));
   std::vector<int32_t> ids = codec.encode(text);
@@ -81,18 +93,6 @@ std::vector<int32_t> encode_prompt(const TextCodec& codec, const std::string& te
   if (unknown > 0) log_warn("prompt {}: {} of its {} pieces are unknown to the tokenizer", n, unknown, ids.size());
   return ids;
 }
-
-nlohmann::json routes_json(const std::vector<std::vector<RoutedTo>>& layers, const std::vector<int>& ids) {
-  nlohmann::json j = nlohmann::json::object();
-  for (size_t l = 0; l < layers.size(); ++l) {
-    nlohmann::json a = nlohmann::json::array();
-    for (const RoutedTo& r : layers[l]) a.push_back({r.expert, r.gate});
-    j[std::to_string(ids[l])] = a;
-  }
-  return j;
-}
-
-}  // namespace
 
 std::vector<std::string> read_prompt_file(const std::string& path) {
   std::ifstream in(path);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/text_codec.h"
 #include "infer/generator.h"
 
 namespace sy {
@@ -28,6 +29,10 @@ struct FillMaskOptions {
   std::vector<std::string> overrides;
 };
 int run_fill_mask(const FillMaskOptions& o);
+
+// A prompt's ids; throws Error(bad_input) for an empty prompt or one of which no
+// character is in the vocabulary (`n` numbers it in the message).
+std::vector<int32_t> encode_prompt(const TextCodec& codec, const std::string& text, size_t n);
 
 // Prompts from a file, one per line (a trailing newline ends the last); an empty
 // line is refused, naming the file and line.

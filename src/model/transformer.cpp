@@ -72,7 +72,7 @@ void Transformer::allocate_decoding(int64_t batch, int64_t max_len) {
 
 Tensor Transformer::decode(const int32_t* ids, int64_t position) {
   SY_CHECK(decode_len_ > 0, "decode() before allocate_decoding()");
-  SY_CHECK(position == 0 || position == next_position_, "decode: position {} after {} (positions come in order)",
+  SY_CHECK(position >= 0 && position <= next_position_, "decode: position {} after {} (positions come in order)",
            position, next_position_ - 1);
   SY_CHECK(position < decode_len_, "decode: position {} beyond the {} allocated", position, decode_len_);
   const int64_t B = batch_, C = cfg_.d_model;

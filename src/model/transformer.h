@@ -42,7 +42,8 @@ class Transformer {
   // p) feeds each of `batch` sequences its token at position p and returns the
   // logits [B, V] that follow it. Keys and values of earlier positions are cached,
   // so a position costs one token's work; positions come in order 0, 1, 2, … <
-  // max_len (≤ model.max_seq), and 0 starts new sequences.
+  // max_len (≤ model.max_seq). A position already decoded may come again: it
+  // replaces that token and forgets every later one (0 starts new sequences).
   void allocate_decoding(int64_t batch, int64_t max_len);
   Tensor decode(const int32_t* ids, int64_t position);
   int64_t decode_capacity() const { return decode_len_; }

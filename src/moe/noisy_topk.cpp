@@ -113,6 +113,7 @@ class NoisyTopK final : public Router {
                                  cfg().top_k, S, experts());
   }
   bool uses_noise() const override { return true; }
+  int64_t choices_per_token() const override { return cfg().top_k; }
   void add_stats(RouterStats& s) const override {
     s.importance = last_importance_;
     s.load = last_load_;

@@ -159,6 +159,26 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) 
   fill_stats(plan);
 }
 
+std::vector<Router::Dropped> Router::dropped_choices() const {
+  std::vector<Dropped> out;
+  const int64_t k = choices_per_token();
+  if (k <= 0) return out;
+  std::vector<int32_t> order(static_cast<size_t>(E_));
+  for (const Group& g : groups_) {
+    std::vector<std::vector<bool>> kept(static_cast<size_t>(g.S), std::vector<bool>(static_cast<size_t>(E_), false));
+    for (const Choice& c : g.route.choices) kept[c.token][c.expert] = true;
+    for (int64_t s = 0; s < g.S; ++s) {
+      const double* h = g.h.data() + s * E_;
+      for (int64_t e = 0; e < E_; ++e) order[e] = static_cast<int32_t>(e);
+      std::partial_sort(order.begin(), order.begin() + std::min(k, E_), order.end(),
+                        [&](int32_t a, int32_t b) { return h[a] > h[b] || (h[a] == h[b] && a < b); });
+      for (int64_t i = 0; i < std::min(k, E_); ++i)
+        if (!kept[s][order[i]]) out.push_back({g.rows[s], order[i], g.p[s * E_ + order[i]]});
+    }
+  }
+  return out;
+}
+
 void Router::sample_thresholds() {
   // This step's samples: per group, the C-th largest score each expert saw.
   if (theta_samples_.empty()) theta_samples_.assign(static_cast<size_t>(E_ + 1), 0.0);

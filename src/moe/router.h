@@ -67,6 +67,14 @@ class Router {
   void backward(const std::vector<double>& dgate, double aux_scale, Tensor dx);
 
   const RouterStats& stats() const { return stats_; }
+  // Token choice, last forward: the choices each row of x wanted (its top
+  // choices_per_token() experts by selection score) that capacity dropped, as
+  // (row, expert, probability p[row, expert]). Expert choice drops nothing.
+  struct Dropped {
+    int32_t row, expert;
+    double p;
+  };
+  std::vector<Dropped> dropped_choices() const;
   // Tests: reuse the last forward's selections, recomputing only the gates (so a
   // finite difference sees a smooth function).
   void hold_selections(bool hold) { hold_ = hold; }
@@ -116,6 +124,8 @@ class Router {
   }
   virtual double aux_weight() const { return 0.0; }
   virtual int64_t capacity(int64_t S, bool training) const = 0;
+  // Token choice: how many experts a token asks for (0: expert choice).
+  virtual int64_t choices_per_token() const { return 0; }
   virtual bool uses_noise() const { return false; }
   virtual bool groups_by_position() const { return false; }
 
@@ -163,7 +173,6 @@ class BalancedTokenChoice : public Router {
   using Router::Router;
 
  protected:
-  virtual int64_t choices_per_token() const = 0;
   double aux(const Group& g, double scale, GroupGrads* d) const override {
     return balance_aux(g, scale, g.route, d);
   }

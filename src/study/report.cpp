@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -47,6 +48,32 @@ const ArmSummary* find_arm(const std::vector<ArmSummary>& arms, const std::strin
   return nullptr;
 }
 
+// Where the runs ran: results move with the hardware (a BLAS kernel or a thread
+// count sums in another order, and the difference grows through training like a
+// change of seed), so a comparison across machines says so.
+void hardware_lines(std::string& md, const ReportInput& in) {
+  std::map<std::string, int> runs_on;
+  int unrecorded = 0, mixed = 0;
+  for (const RunRecord& r : in.runs) {
+    if (r.hardware.empty()) ++unrecorded;
+    if (r.hardware.size() > 1) ++mixed;
+    for (const std::string& h : r.hardware) runs_on[h] += 1;
+  }
+  md += "Hardware:\n";
+  for (const auto& [h, n] : runs_on) md += fmt::format("- {} ({} run{})\n", h, n, n == 1 ? "" : "s");
+  if (unrecorded > 0) md += fmt::format("- not recorded ({} run{}: made before hardware.json)\n", unrecorded, unrecorded == 1 ? "" : "s");
+  md += "\n";
+  if (runs_on.size() > 1 || mixed > 0) {
+    md += fmt::format("**Warning: these runs ran on different hardware** ({} setups{}). Floating-point sums "
+                      "differ between BLAS kernels and thread counts, and the difference grows through training "
+                      "like a change of seed: compare arms only with seeds run on the same hardware, or read "
+                      "differences smaller than the cross-hardware shift (docs/STUDY.md, *Across machines*) as "
+                      "noise.\n\n",
+                      runs_on.size(), mixed > 0 ? fmt::format("; {} run(s) resumed on other hardware", mixed) : "");
+    log_warn("report: the runs ran on {} different hardware setups (see report.md)", runs_on.size());
+  }
+}
+
 void setup_section(std::string& md, const ReportInput& in) {
   const Config& c = in.runs.front().cfg;
   int finished = 0;
@@ -62,6 +89,7 @@ void setup_section(std::string& md, const ReportInput& in) {
                     c.model.arch == Arch::decoder ? "decoder (causal LM)" : "encoder (masked LM)", c.model.n_layers,
                     c.model.d_model, c.model.n_heads, c.model.d_ff, c.model.vocab_size, c.train.steps,
                     c.train.batch_size * c.train.grad_accum, c.train.seq_len);
+  hardware_lines(md, in);
   for (const RunRecord& r : in.runs)
     if (!r.finished)
       md += fmt::format("- unfinished, left out of every table and plot: {} seed {} ({}, logged {} of {} steps)\n",
@@ -260,21 +288,21 @@ std::string find_python() {
   return "";
 }
 
-bool draw_plots(const std::string& out) {
+}  // namespace
+
+bool draw_report_plots(const std::string& data_json, const std::string& out) {
   const std::string py = find_python();
   if (py.empty()) {
     log_error("report: no plots: no python3 with matplotlib (install it: apt-get install python3-matplotlib; "
               "or set SWITCHYARD_PYTHON; or pass --no-plots)");
     return false;
   }
-  const std::string cmd = "'" + py + "' - '" + out + "/report_data.json' '" + out + "'";
+  const std::string cmd = "'" + py + "' - '" + data_json + "' '" + out + "'";
   FILE* pipe = popen(cmd.c_str(), "w");
   if (!pipe) return false;
   std::fputs(kPlotScript, pipe);
   return pclose(pipe) == 0;
 }
-
-}  // namespace
 
 int write_report(const std::vector<std::string>& dirs, const ReportOptions& opt) {
   ReportInput in = load_runs(dirs);
@@ -291,7 +319,7 @@ int write_report(const std::vector<std::string>& dirs, const ReportOptions& opt)
   std::ofstream(opt.out + "/report.md") << report_markdown(in, arms, target_ppl, opt.plots);
   log_info("report: {} runs, {} arms → {}/report.md", in.runs.size(), arms.size(), opt.out);
   if (!opt.plots) return 0;
-  if (!draw_plots(opt.out)) return static_cast<int>(ExitCode::internal);
+  if (!draw_report_plots(opt.out + "/report_data.json", opt.out)) return static_cast<int>(ExitCode::internal);
   log_info("report: plots in {}", opt.out);
   return 0;
 }

@@ -24,6 +24,9 @@ struct RunRecord {
   std::vector<double> train_nll, tokens_per_s, dropped, max_load;  // per logged line (MoE: mean over layers)
   std::array<double, 5> experts_per_token{};  // fraction of tokens, last quarter of training, all layers
   double final_val_nll = 0;
+  // hardware.json: the distinct hardware its sessions ran on (core/hardware.h
+  // hardware_key); empty when the run did not record it.
+  std::vector<std::string> hardware;
 };
 
 // Everything the tables and plots show about one arm.
@@ -58,6 +61,10 @@ struct ReportOptions {
 };
 // Writes the report; returns the exit code.
 int write_report(const std::vector<std::string>& dirs, const ReportOptions& opt);
+
+// Runs the embedded plot script (scripts/plot_report.py) on a data file, writing
+// PNGs into `out`; false (with a message) when no python3 with matplotlib is found.
+bool draw_report_plots(const std::string& data_json, const std::string& out);
 
 // report.md's text (exposed for tests).
 std::string report_markdown(const ReportInput& in, const std::vector<ArmSummary>& arms, double target_ppl,

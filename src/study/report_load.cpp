@@ -8,6 +8,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "core/errors.h"
+#include "core/hardware.h"
 #include "core/log.h"
 #include "study/report.h"
 
@@ -46,6 +47,14 @@ RunRecord read_run(const std::string& dir, std::string arm, int64_t seed, int ra
   r.cfg = load_config(dir + "/config.yaml");
   r.seed = seed >= 0 ? seed : static_cast<int64_t>(r.cfg.seed);
   r.arm = arm.empty() ? fs::path(dir).filename().string() : std::move(arm);
+  if (std::ifstream hw(dir + "/hardware.json"); hw) {
+    const json h = json::parse(hw, nullptr, false);
+    if (!h.is_discarded() && h.contains("sessions") && h["sessions"].is_array())
+      for (const json& s : h["sessions"]) {
+        const std::string key = hardware_key(s);
+        if (std::find(r.hardware.begin(), r.hardware.end(), key) == r.hardware.end()) r.hardware.push_back(key);
+      }
+  }
   std::ifstream in(dir + "/metrics.jsonl");
   std::vector<std::pair<double, std::array<double, 5>>> hists;  // (step, counts)
   int line_no = 0;

@@ -12,6 +12,7 @@
 #include "core/timer.h"
 #include "core/rng.h"
 #include "model/glu_ffn.h"
+#include "infer/generator.h"
 #include "train/trainer.h"
 
 namespace sy {
@@ -163,6 +164,39 @@ void print_step_breakdown(Trainer& trainer, int64_t first_step, int steps) {
              1e3 * (total - accounted), 100.0 * (total - accounted) / total);
 }
 
+// Decoding (decoder models): one sequence continued position by position with the
+// KV cache (the cost of position 0 and of position 127, each over a full cache
+// below it), and 128 tokens generated with the cache against 128 generated
+// without it, where every new token re-runs its whole prefix.
+constexpr int64_t kDecodeTokens = 128;
+
+std::vector<int32_t> decode_ids(const Config& cfg) {
+  std::vector<int32_t> ids(static_cast<size_t>(kDecodeTokens));
+  for (int64_t i = 0; i < kDecodeTokens; ++i) ids[i] = static_cast<int32_t>((i * 7919 + 11) % cfg.model.vocab_size);
+  return ids;
+}
+
+void bench_decode_position(benchmark::State& state, Generator& gen, const Config& cfg, int64_t position) {
+  const std::vector<int32_t> ids = decode_ids(cfg);
+  gen.logits_along(std::vector<int32_t>(ids.begin(), ids.begin() + position));  // the cache below it
+  for (auto _ : state) gen.decode_step(17, position);  // (feeding it again replaces it)
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
+void bench_generate(benchmark::State& state, Generator& gen, const Config& cfg, bool cache) {
+  const std::vector<int32_t> ids = decode_ids(cfg);
+  for (auto _ : state) {
+    if (cache) {
+      gen.logits_along(ids);
+    } else {
+      for (int64_t n = 1; n <= kDecodeTokens; ++n)
+        gen.logits_along(std::vector<int32_t>(ids.begin(), ids.begin() + n));
+    }
+  }
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations() * kDecodeTokens),
+                                                  benchmark::Counter::kIsRate);
+}
+
 }  // namespace
 
 // The MFU denominator the GPU targets are stated against.
@@ -196,6 +230,28 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
                                  moe_bench->dense_hidden)
         ->Unit(benchmark::kMillisecond)->MinTime(2.0);
   }
+  std::unique_ptr<Generator> gen;
+  if (cfg.model.arch == Arch::decoder && cfg.model.max_seq >= kDecodeTokens) {
+    gen = std::make_unique<Generator>(cfg.model, cfg.moe, *ops, 1, kDecodeTokens, cfg.seed);
+    gen->params().initialize(cfg.seed);
+    if (!gen->can_route_causally()) {
+      // Expert choice routes new tokens by thresholds; any will do for timing.
+      RouterState state;
+      for (int l : gen->moe_layer_ids())
+        state["blocks." + std::to_string(l) + ".moe.router.thresholds"] =
+            std::vector<double>(static_cast<size_t>(cfg.moe.num_experts), 1.0 / cfg.moe.num_experts);
+      gen->set_router_state(state);
+    }
+    benchmark::RegisterBenchmark("decode/position:0", bench_decode_position, std::ref(*gen), cfg, int64_t{0})
+        ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+    benchmark::RegisterBenchmark("decode/position:127", bench_decode_position, std::ref(*gen), cfg,
+                                 kDecodeTokens - 1)
+        ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+    benchmark::RegisterBenchmark("generate_128/kv_cache", bench_generate, std::ref(*gen), cfg, true)
+        ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+    benchmark::RegisterBenchmark("generate_128/no_cache", bench_generate, std::ref(*gen), cfg, false)
+        ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
+  }
   CapturingReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
   benchmark::Shutdown();
@@ -221,6 +277,15 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
                router_name(cfg.moe.router), cfg.moe.num_experts,
                reporter.results["moe_layer"]["experts/token"], moe_ms, moe_bench->dense_hidden,
                dense_ms, 100.0 * (moe_ms / dense_ms - 1.0));
+  const double first = reporter.results["decode/position:0"]["ms"];
+  const double last = reporter.results["decode/position:127"]["ms"];
+  if (first > 0 && last > 0)
+    fmt::print("summary: decoding one sequence with the KV cache: {:.0f} tokens/s over 128 tokens, without it "
+               "{:.0f} tokens/s ({:.1f}× slower); token 128 costs {:.2f}× token 1 ({:.3f} / {:.3f} ms; target ≤ 1.5×)\n",
+               reporter.results["generate_128/kv_cache"]["tokens/s"], reporter.results["generate_128/no_cache"]["tokens/s"],
+               reporter.results["generate_128/kv_cache"]["tokens/s"] /
+                   std::max(reporter.results["generate_128/no_cache"]["tokens/s"], 1e-9),
+               last / first, last, first);
   return 0;
 }
 

@@ -8,6 +8,8 @@
 #include "checkpoint/model_io.h"
 #include "core/errors.h"
 #include "core/log.h"
+#include "data/text_codec.h"
+#include "train/trace.h"
 #include "train/trainer.h"
 
 namespace sy {
@@ -32,7 +34,20 @@ int run_eval(const std::string& run_dir, const std::string& split,
     log_warn("'{}' holds no trained expert-choice thresholds: evaluating with the group rule only",
              run_dir);
   }
+  std::unique_ptr<RoutingTrace> trace;
+  if (!opt.trace.empty()) {
+    if (!trainer.moe())
+      throw Error(ExitCode::bad_input, "--trace: '" + run_dir + "' is a dense model: there is no routing to trace");
+    if (trainer.mesh().world > 1)
+      throw Error(ExitCode::bad_input, "--trace runs on one process (not under mpirun)");
+    std::vector<int> layers;
+    for (const MoeLayer* l : trainer.moe()->layers()) layers.push_back(l->layer());
+    trace = std::make_unique<RoutingTrace>(layers, cfg.moe.num_experts, router_name(cfg.moe.router),
+                                           trainer.eval_rules());
+    trainer.set_trace(trace.get());
+  }
   const EvalStats e = trainer.evaluate(/*max_batches=*/0);
+  trainer.set_trace(nullptr);
   nlohmann::json j = {{"split", split},           {"nll", e.nll},   {"ppl", e.ppl},
                       {"targets", e.targets},     {"words", e.words}};
   if (e.ppl_groups > 0) {
@@ -40,12 +55,29 @@ int run_eval(const std::string& run_dir, const std::string& split,
     j["ppl_threshold"] = e.ppl_threshold;
   }
   if (e.word_ppl > 0) j["word_ppl"] = e.word_ppl;
+  for (const auto& [rule, layers] : e.routing)
+    for (const EvalLayerRouting& r : layers)
+      j["moe"].push_back({{"rule", rule},
+                          {"layer", r.layer},
+                          {"tokens", r.tokens},
+                          {"tokens_per_expert", r.tokens_per_expert},
+                          {"experts_per_token", {r.histogram[0], r.histogram[1], r.histogram[2], r.histogram[3],
+                                                 r.histogram[4]}},
+                          {"dropped", r.dropped}});
   if (rank == 0) {
     std::ofstream(run_dir + "/eval_" + split + ".json") << j.dump(2) << "\n";
     std::printf("%s: nll %.4f, perplexity %.3f%s (%lld target tokens)\n", split.c_str(), e.nll,
                 e.ppl,
                 e.word_ppl > 0 ? fmt::format(", per-word perplexity {:.2f}", e.word_ppl).c_str() : "",
                 static_cast<long long>(e.targets));
+  }
+  if (trace) {
+    std::unique_ptr<TextCodec> codec;
+    if (cfg.data.source != DataSource::synthetic) codec = TextCodec::for_data(cfg.data, cfg.model.vocab_size);
+    const TokenTags tags = trainer.eval_tags();
+    trace->write(opt.trace, {{"run", run_dir}, {"split", split}}, codec.get(), tags.names, tags.of_token);
+    if (rank == 0) std::printf("routing trace of %lld tokens in %s\n", static_cast<long long>(trace->tokens()),
+                               opt.trace.c_str());
   }
   if (!opt.save_batches.empty()) {
     if (trainer.mesh().world > 1)

@@ -8,6 +8,7 @@ namespace sy {
 struct EvalOptions {
   std::string save_batches;  // also write the evaluated batches here (reference implementations)
   bool gradients = false;    // with save_batches: the gradients of the first batch too
+  std::string trace;         // write the routing trace here (MoE runs, one process)
 };
 
 // Loads <run>/config.yaml (plus overrides) and <run>/model.safetensors, evaluates

@@ -14,6 +14,7 @@
 
 #include "checkpoint/model_io.h"
 #include "core/errors.h"
+#include "core/hardware.h"
 #include "core/log.h"
 #include "core/phases.h"
 #include "core/process.h"
@@ -260,17 +261,26 @@ StepStats Trainer::train_step(int64_t step) {
   return s;
 }
 
+std::vector<std::string> Trainer::eval_rules() const {
+  const bool both_rules = moe_ && cfg_.moe.router == RouterKind::expert_choice &&
+                          cfg_.model.arch == Arch::decoder && threshold_rule_available_;
+  if (both_rules) return {"groups", "threshold"};
+  return {"eval"};
+}
+
 EvalStats Trainer::evaluate(int64_t max_batches) {
   if (max_batches < 0) max_batches = cfg_.train.eval_batches;
   const int64_t all = eval_data_->eval_batches();
   const int64_t n = max_batches == 0 ? all : std::min(max_batches, all);
-  const bool both_rules = moe_ && cfg_.moe.router == RouterKind::expert_choice &&
-                          cfg_.model.arch == Arch::decoder && threshold_rule_available_;
-  if (!both_rules) return evaluate_once(n);
+  if (eval_rules().size() == 1) {
+    eval_rule_ = "eval";
+    return evaluate_once(n);
+  }
   // Expert choice in a decoder: the configured rule, plus the other one, because
   // the gap between them measures how much routing peeks at future tokens.
   auto with_rule = [&](EvalRouting r) {
     for (MoeLayer* l : moe_->layers()) l->router().set_eval_routing(r);
+    eval_rule_ = r == EvalRouting::groups ? "groups" : "threshold";
     return evaluate_once(n);
   };
   const EvalStats groups = with_rule(EvalRouting::groups);
@@ -279,6 +289,8 @@ EvalStats Trainer::evaluate(int64_t max_batches) {
   EvalStats e = cfg_.moe.eval_routing == EvalRouting::groups ? groups : threshold;
   e.ppl_groups = groups.ppl;
   e.ppl_threshold = threshold.ppl;
+  e.routing.insert(groups.routing.begin(), groups.routing.end());
+  e.routing.insert(threshold.routing.begin(), threshold.routing.end());
   return e;
 }
 
@@ -320,14 +332,30 @@ void Trainer::save_eval_batches(const std::string& path, int64_t n, bool gradien
 
 EvalStats Trainer::evaluate_once(int64_t n) {
   std::vector<double> sums = {0.0, 0.0};  // nll, targets
+  // MoE: per layer [E tokens per expert, 5 histogram bins, tokens, dropped].
+  const int64_t E = cfg_.moe.num_experts, width = E + 7;
+  const size_t L = moe_ ? moe_->layers().size() : 0;
+  std::vector<double> routing(L * static_cast<size_t>(width), 0.0);
   for (int64_t i = 0; i < n; ++i) {
     const Batch& b = eval_data_->eval_batch(i);
     set_route_context(0, false, 0);
     const LossSums s = model_->forward(b.ids.data(), b.targets.data());
     sums[0] += s.nll;
     sums[1] += static_cast<double>(s.count);
+    if (!moe_) continue;
+    for (size_t l = 0; l < L; ++l) {
+      const RouterStats& r = moe_->layers()[l]->router().stats();
+      double* row = routing.data() + l * width;
+      for (int64_t e = 0; e < E && e < static_cast<int64_t>(r.tokens_per_expert.size()); ++e)
+        row[e] += static_cast<double>(r.tokens_per_expert[e]);
+      for (int h = 0; h < 5; ++h) row[E + h] += static_cast<double>(r.histogram[h]);
+      row[E + 5] += static_cast<double>(r.tokens);
+      row[E + 6] += static_cast<double>(r.dropped);
+    }
+    if (trace_) trace_->record(eval_rule_, b, moe_->layers());
   }
   mesh_.world_comm->all_reduce_sum(sums);
+  if (!routing.empty()) mesh_.world_comm->all_reduce_sum(routing);
   const double nll = sums[0];
   const int64_t count = static_cast<int64_t>(sums[1]);
   EvalStats e;
@@ -336,6 +364,16 @@ EvalStats Trainer::evaluate_once(int64_t n) {
   e.ppl = std::exp(e.nll);
   e.words = static_cast<double>(count) * data_.eval_words_per_token;
   e.word_ppl = e.words > 0 ? std::exp(nll / e.words) : 0.0;
+  for (size_t l = 0; l < L; ++l) {
+    const double* row = routing.data() + l * width;
+    EvalLayerRouting r;
+    r.layer = moe_->layers()[l]->layer();
+    for (int64_t x = 0; x < E; ++x) r.tokens_per_expert.push_back(static_cast<int64_t>(row[x]));
+    for (int h = 0; h < 5; ++h) r.histogram[h] = static_cast<int64_t>(row[E + h]);
+    r.tokens = static_cast<int64_t>(row[E + 5]);
+    r.dropped = static_cast<int64_t>(row[E + 6]);
+    e.routing[eval_rule_].push_back(r);
+  }
   return e;
 }
 
@@ -609,6 +647,7 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
     if (fresh && !existing_run_files(cfg_.run.dir).empty())
       log_warn("--fresh: the previous run's files are now in {}", move_run_aside(cfg_.run.dir));
     write_text_file(cfg_.run.dir + "/config.yaml", to_yaml(cfg_));
+    record_hardware(cfg_.run.dir, first_step, ops_.name(), mesh_.world);
   }
   add_log_file(cfg_.run.dir + "/log.txt");
   open_metrics(first_step);
@@ -637,9 +676,14 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
                "(the paper's setting); compare val_ppl_groups with the causal val_ppl_threshold");
   }
 
+  if (t.sample_every > 0) {
+    if (mesh_.ep > 1) log_warn("train.sample_every: no samples with expert parallelism (no rank holds every expert)");
+    else sampler_ = std::make_unique<TrainingSampler>(cfg_, ops_, rank_ == 0);
+  }
   const bool tty = cfg_.run.progress && isatty(STDERR_FILENO);
   Timer total, window;
   int64_t window_tokens = 0;
+  double window_skip_s = 0;  // time spent on samples, not training
   r.steps = first_step;
   for (int64_t step = first_step; step < t.steps; ++step) {
     Watchdog::get().phase(fmt::format("step {}", step));  // with its evaluation, logging, checkpoint
@@ -652,8 +696,13 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
     const bool do_log = do_eval || step % cfg_.run.log_every == 0;
     EvalStats e;
     if (do_eval) e = evaluate();
+    if (sampler_ && (last || (step + 1) % t.sample_every == 0)) {
+      Timer sampling;
+      sampler_->sample(step + 1, model_->params(), router_state());
+      window_skip_s += sampling.seconds();
+    }
     if (do_log) {
-      const double tps = window_tokens / std::max(window.seconds(), 1e-9);
+      const double tps = window_tokens / std::max(window.seconds() - window_skip_s, 1e-9);
       log_step(step, s, tps, do_eval ? &e : nullptr);
       const double eta = (t.steps - step - 1) * (total.seconds() / (step + 1));
       const std::string line =
@@ -670,6 +719,7 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
       r.tokens_per_s = tps;
       window.reset();
       window_tokens = 0;
+      window_skip_s = 0;
     }
     r.last = s;
     if (do_eval) r.eval = e;

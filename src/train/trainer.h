@@ -2,6 +2,7 @@
 // The training loop: data → forward → backward → clip → Adam(W), with evaluation,
 // metrics.jsonl, a log and a progress line.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -17,6 +18,8 @@
 
 #include "core/dir_lock.h"
 #include "train/grad_sync.h"
+#include "train/samples.h"
+#include "train/trace.h"
 #include "train/metrics.h"
 
 namespace sy {
@@ -40,6 +43,14 @@ struct StepStats {
   ExchangeTotals exchange;  // this rank's
 };
 
+// Routing of an evaluation, per MoE layer, summed over its batches (RouterStats).
+struct EvalLayerRouting {
+  int layer = 0;
+  std::vector<int64_t> tokens_per_expert;
+  int64_t histogram[5] = {0, 0, 0, 0, 0};  // experts per token: 0, 1, 2, 3, 4+
+  int64_t tokens = 0, dropped = 0;
+};
+
 struct EvalStats {
   double nll = 0;  // mean over evaluated target tokens
   // Expert-choice decoders: perplexity under each evaluation rule (0: not measured).
@@ -48,6 +59,9 @@ struct EvalStats {
   double word_ppl = 0;  // exp(Σ nll / words), 0 when the data has no word count
   int64_t targets = 0;
   double words = 0;     // words the evaluated targets stand for
+  // MoE: per evaluation rule ("eval"; "groups" and "threshold" for expert choice in
+  // a decoder), per layer.
+  std::map<std::string, std::vector<EvalLayerRouting>> routing;
 };
 
 struct TrainResult {
@@ -91,6 +105,12 @@ class Trainer {
   // Without trained thresholds, an expert-choice decoder is evaluated under the
   // group rule alone (the threshold rule would measure untrained thresholds).
   void set_threshold_rule_available(bool available) { threshold_rule_available_ = available; }
+  // Record every evaluated token's routes into `trace` (null: stop).
+  void set_trace(RoutingTrace* trace) { trace_ = trace; }
+  // The evaluation rules evaluate() runs: {"eval"}, or {"groups", "threshold"}.
+  std::vector<std::string> eval_rules() const;
+  // Part-of-speech tags of the evaluation split's tokens, when the data has them.
+  const TokenTags& eval_tags() const { return data_.eval_tags; }
 
   Transformer& model() { return *model_; }
   MoeModel* moe() { return moe_.get(); }
@@ -134,7 +154,10 @@ class Trainer {
   std::unique_ptr<Loader> train_data_, eval_data_;
   MetricsWriter metrics_;
   DirLock run_lock_;
-  bool threshold_rule_available_ = true;  // rank 0: held from the first check to the end of the run
+  bool threshold_rule_available_ = true;
+  RoutingTrace* trace_ = nullptr;
+  std::unique_ptr<TrainingSampler> sampler_;  // train.sample_every
+  std::string eval_rule_ = "eval";  // the rule evaluate_once() runs under
 };
 
 }  // namespace sy

@@ -111,6 +111,24 @@ TEST_P(DecodeMatchesFullPass, AtEveryPosition) {
 
 INSTANTIATE_TEST_SUITE_P(Routers, DecodeMatchesFullPass, ::testing::Range(0, 5));
 
+// A position fed again replaces its token and forgets the later ones: decoding a
+// second continuation from position 5 equals decoding that sequence from scratch.
+TEST(Decode, RewindingToAnEarlierPositionForgetsTheRest) {
+  const ModelConfig m = tiny_decoder();
+  auto ops = make_ops(Device::cpu);
+  Generator gen(m, MoeConfig{}, *ops, 1, 12);
+  gen.params().initialize(5);
+  std::vector<int32_t> a = sequence(12, m.vocab_size), b = a;
+  for (size_t i = 5; i < b.size(); ++i) b[i] = static_cast<int32_t>((b[i] + 11) % m.vocab_size);
+  const auto fresh = gen.logits_along(b);
+  const auto other = gen.logits_along(a);
+  for (size_t t = 5; t < b.size(); ++t) {
+    gen.decode_step(b[t], static_cast<int64_t>(t));
+    EXPECT_EQ(gen.last_logits(), fresh[t]) << "position " << t;
+  }
+  EXPECT_NE(other.back(), fresh.back());
+}
+
 TEST(Sampling, GreedyTopK1AndTinyTemperatureAgree) {
   const std::vector<float> z = {0.1f, 2.0f, -1.0f, 2.0f, 1.5f};
   SamplingOptions greedy;

@@ -6,6 +6,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -42,8 +43,29 @@ std::unique_ptr<Ops> make_cpu_ops() { return std::make_unique<CpuOps>(); }
 CpuOps::CpuOps() = default;
 
 std::string CpuOps::name() const {
-  return fmt::format("cpu ({} OpenMP threads, OpenBLAS {})", omp_get_max_threads(),
-                     openblas_get_config());
+  // The config string names the build's baseline target; the kernel is the one
+  // chosen for this processor at load time (DYNAMIC_ARCH).
+  std::string config = openblas_get_config();
+  if (config.rfind("OpenBLAS ", 0) == 0) config = config.substr(9);
+  return fmt::format("cpu ({} OpenMP threads, OpenBLAS {}, kernel {})", omp_get_max_threads(), config,
+                     openblas_get_corename());
+}
+
+std::string cpu_blas_kernel_override() {
+#if defined(__x86_64__)
+  if (std::getenv("OPENBLAS_CORETYPE")) return "";
+  std::string core = openblas_get_corename();
+  for (char& c : core) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // Kernels that use AVX2 or better: OpenBLAS chose well enough.
+  for (const char* good : {"haswell", "skylakex", "cooperlake", "sapphirerapids", "zen", "excavator"})
+    if (core == good) return "";
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+  if (avx512) return __builtin_cpu_supports("avx512bf16") ? "COOPERLAKE" : "SKYLAKEX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "HASWELL";
+#endif
+  return "";
 }
 
 void* CpuOps::allocate(size_t bytes) {
