@@ -328,6 +328,8 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
   p.require(t.grad_accum >= 1, "train.grad_accum", t.grad_accum, "must be positive");
   p.require(t.sample_every >= 0, "train.sample_every", t.sample_every, "must be >= 0 (0: no samples)");
   p.require(t.sample_tokens >= 1, "train.sample_tokens", t.sample_tokens, "must be positive");
+  p.require(t.logits_chunk_rows >= 0, "train.logits_chunk_rows", t.logits_chunk_rows,
+            "must be >= 0 (0: every row at once)");
   if (t.sample_every > 0)
     p.require(!t.sample_prompts.empty(), "train.sample_prompts", "[]",
               "must list at least one prompt when train.sample_every is set (e.g. [\"The jury said\"])");

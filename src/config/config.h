@@ -36,6 +36,10 @@ struct TrainConfig {
   int64_t sample_every = 0;
   std::vector<std::string> sample_prompts;
   int64_t sample_tokens = 32;
+  // The classifier (output projection, softmax, cross-entropy and their
+  // gradients) this many token rows at a time: the [tokens, vocab] logits never
+  // exist at once (0: all rows at once). The backward pass recomputes each chunk.
+  int64_t logits_chunk_rows = 0;
 };
 
 struct CheckpointConfig {

@@ -147,6 +147,7 @@ void visit_config(V& v, Config& c) {
     v.field("sample_every", t.sample_every);
     v.field("sample_prompts", t.sample_prompts);
     v.field("sample_tokens", t.sample_tokens);
+    v.field("logits_chunk_rows", t.logits_chunk_rows);
     v.field("skip_non_finite", t.skip_non_finite);
   });
   v.section("checkpoint", [&] {

@@ -21,6 +21,10 @@ class CrossEntropyLoss {
   LossSums forward(const Tensor& logits, const Tensor& targets, int64_t count);
   // Overwrites logits with scale·∂(Σ loss)/∂logits.
   void backward(Tensor logits, double scale);
+  // The same for rows [first, first + n) of the N: logits [n, V] holds those rows
+  // only (a chunked classifier); targets i32 [N] as in forward().
+  LossSums forward_rows(const Tensor& logits, const Tensor& targets, int64_t first, int64_t count);
+  void backward_rows(Tensor logits, int64_t first, double scale);
   double smoothing() const { return smoothing_; }
 
  private:

@@ -1,5 +1,6 @@
 #include "model/transformer.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -56,7 +57,8 @@ void Transformer::allocate(int64_t batch, int64_t seq) {
   embed_.allocate(arena_, batch, seq);
   for (auto& b : blocks_) b->allocate(arena_, batch, seq, scratch_);
   norm_f_.allocate(arena_, N);
-  logits_ = arena_.make(dtype_, {N, cfg_.vocab_size});
+  if (logits_chunk_ >= N) logits_chunk_ = 0;
+  logits_ = arena_.make(dtype_, {logits_chunk_ > 0 ? logits_chunk_ : N, cfg_.vocab_size});
   loss_.allocate(arena_, N);
   dres_ = arena_.make(dtype_, {batch, seq, C});
 }
@@ -107,19 +109,58 @@ LossSums Transformer::forward(const int32_t* ids, const int32_t* targets) {
   }
   norm_f_.forward(x->view({N, C}));
   const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
-  ops_.gemm(false, true, N, cfg_.vocab_size, C, 1.0, norm_f_.out, params_.value(head), 0.0,
-            logits_);
-  return loss_.forward(logits_, targets_, count);
+  if (logits_chunk_ == 0) {
+    ops_.gemm(false, true, N, cfg_.vocab_size, C, 1.0, norm_f_.out, params_.value(head), 0.0, logits_);
+    return loss_.forward(logits_, targets_, count);
+  }
+  // Chunked: each chunk's loss rows, summed on the host in chunk order.
+  LossSums sums;
+  for (int64_t r = 0; r < N; r += logits_chunk_) {
+    const int64_t n = std::min(logits_chunk_, N - r);
+    int64_t chunk_count = 0;
+    for (int64_t i = r; i < r + n; ++i) chunk_count += targets[i] >= 0;
+    const Tensor logits = logits_.view({n, cfg_.vocab_size});
+    ops_.gemm(false, true, n, cfg_.vocab_size, C, 1.0, norm_f_.out.view({n, C}, r * C), params_.value(head), 0.0,
+              logits);
+    const LossSums s = loss_.forward_rows(logits, targets_, r, chunk_count);
+    sums.loss += s.loss;
+    sums.nll += s.nll;
+    sums.count += s.count;
+  }
+  return sums;
+}
+
+void Transformer::set_logits_chunk(int64_t rows) {
+  SY_CHECK(batch_ == 0, "set_logits_chunk() after allocate()");
+  SY_CHECK(rows >= 0, "logits chunk {} rows", rows);
+  logits_chunk_ = rows;
+}
+
+Tensor Transformer::logits() const {
+  SY_CHECK(logits_chunk_ == 0, "the logits of every row do not exist with a logits chunk");
+  return logits_;
 }
 
 void Transformer::backward(double grad_scale) {
   const int64_t N = batch_ * seq_, C = cfg_.d_model, V = cfg_.vocab_size;
-  loss_.backward(logits_, grad_scale);  // logits_ now holds dlogits
   const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
-  // logits = h · headᵀ:  dhead += dlogitsᵀ · h;  dh = dlogits · head
-  ops_.gemm(true, false, V, C, N, 1.0, logits_, norm_f_.out, 1.0, params_.grad(head));
   Tensor dh = scratch_.dln.view({N, C});
-  ops_.gemm(false, false, N, C, V, 1.0, logits_, params_.value(head), 0.0, dh);
+  if (logits_chunk_ == 0) {
+    loss_.backward(logits_, grad_scale);  // logits_ now holds dlogits
+    // logits = h · headᵀ:  dhead += dlogitsᵀ · h;  dh = dlogits · head
+    ops_.gemm(true, false, V, C, N, 1.0, logits_, norm_f_.out, 1.0, params_.grad(head));
+    ops_.gemm(false, false, N, C, V, 1.0, logits_, params_.value(head), 0.0, dh);
+  } else {
+    for (int64_t r = 0; r < N; r += logits_chunk_) {  // the same, a chunk of rows at a time
+      const int64_t n = std::min(logits_chunk_, N - r);
+      const Tensor h = norm_f_.out.view({n, C}, r * C);
+      Tensor dlogits = logits_.view({n, V});
+      ops_.gemm(false, true, n, V, C, 1.0, h, params_.value(head), 0.0, dlogits);
+      loss_.backward_rows(dlogits, r, grad_scale);
+      ops_.gemm(true, false, V, C, n, 1.0, dlogits, h, 1.0, params_.grad(head));
+      ops_.gemm(false, false, n, C, V, 1.0, dlogits, params_.value(head), 0.0, dh.view({n, C}, r * C));
+    }
+  }
   ready(block_end_.empty() ? blocks_first_ : block_end_.back(), params_.size());  // untied head
   ops_.fill(dres_, 0.0);
   norm_f_.backward(dh, dres_.view({N, C}));

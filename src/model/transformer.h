@@ -50,7 +50,12 @@ class Transformer {
 
   ParamStore& params() { return params_; }
   const ModelConfig& config() const { return cfg_; }
-  Tensor logits() const { return logits_; }  // [B·T, V] after forward
+  Tensor logits() const;  // [B·T, V] after forward (not with a logits chunk)
+  // Training and evaluation compute the classifier `rows` rows at a time (0: all
+  // at once): the [B·T, V] logits never exist, only [rows, V], and the backward
+  // pass recomputes each chunk's logits (one more GEMM of the classifier). Before
+  // allocate().
+  void set_logits_chunk(int64_t rows);
   size_t activation_bytes() const { return arena_.bytes(); }
 
  private:
@@ -67,7 +72,8 @@ class Transformer {
   Arena arena_;
   BackwardScratch scratch_;
   Tensor ids_, targets_;  // i32 [B, T]
-  Tensor logits_;         // [B·T, V]; holds ∂L/∂logits after backward starts
+  Tensor logits_;         // [B·T, V] or [chunk, V]; holds ∂L/∂logits after backward starts
+  int64_t logits_chunk_ = 0;  // rows of logits_ when chunked (0: all)
   Tensor dres_;           // [B, T, C] residual-stream gradient
   int64_t batch_ = 0, seq_ = 0;
   int64_t decode_len_ = 0, next_position_ = 0;  // decoding

@@ -17,7 +17,8 @@ MemoryNeed estimate_memory(const Config& cfg, int expert_parallel) {
   MemoryNeed need;
   R params = V * C + (m.positions == PosKind::learned ? R(m.max_seq) * C : 0) + norm +
              (m.tie_embeddings ? 0 : V * C);
-  R activations = tokens * (4 * V + 8 * C);  // logits (and their gradient), embedding, loss
+  const R chunk = R(cfg.train.logits_chunk_rows), logit_rows = chunk > 0 && chunk < tokens ? chunk : tokens;
+  R activations = logit_rows * 4 * V + tokens * 8 * C;  // logits (and their gradient), embedding, loss
   const R He = moe.expert_d_ff > 0 ? R(moe.expert_d_ff) : H;
   const R E = moe.num_experts, local_E = E / std::max(expert_parallel, 1);
   const R expert_mats = moe.expert_kind == ExpertKind::glu ? 3 : 2;

@@ -83,6 +83,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
                                       ExpertShard{mesh_.ep_comm.get(), mesh_.ep_rank, mesh_.ep});
   model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing, DType::f32,
                                          moe_ ? moe_->factory() : FfnFactory{});
+  model_->set_logits_chunk(cfg.train.logits_chunk_rows);
   model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
   model_->init_params(cfg.seed);
   ParamStore& ps = model_->params();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # cuda_parity.sh BIN CONFIG: whole-model parity of the CUDA backend (fp32) with the
-# CPU backend: 10 training steps of the dense model and of every router (capped
-# expert choice too), losses
+# CPU backend: 10 training steps of the dense model (with a chunked classifier too)
+# and of every router (capped expert choice too), losses
 # within 1e-4 relative at every step. Exits 77 (ctest: skipped) without a GPU.
 set -eu
 source "$(dirname "$0")/lib.sh" "$@"
@@ -14,9 +14,11 @@ probe=$("$bin" train -c "$cfg" "${S[@]}" --set backend=cuda --set train.steps=1 
   fi
   echo "FAIL: one CUDA step failed:"; echo "$probe"; exit 1
 }
-for router in dense switch_top1 gshard_top2 expert_choice expert_choice_capped noisy_topk; do
+for router in dense dense_logits_chunk switch_top1 gshard_top2 expert_choice expert_choice_capped noisy_topk; do
   R=(--set moe.router="$router")
   [ "$router" = dense ] && R=(--set moe.num_experts=0)
+  # The classifier 5 rows at a time (train.logits_chunk_rows): views into the logits.
+  [ "$router" = dense_logits_chunk ] && R=(--set moe.num_experts=0 --set train.logits_chunk_rows=5)
   [ "$router" = expert_choice_capped ] &&
     R=(--set moe.router=expert_choice --set moe.expert_choice.max_experts_per_token=2)
   for backend in cpu cuda; do

@@ -17,6 +17,7 @@ struct Variant {
   Activation act;
   bool tied;
   double smoothing;
+  int64_t logits_chunk = 0;  // train.logits_chunk_rows
 };
 
 class ModelGradCheck : public ::testing::TestWithParam<Variant> {};
@@ -31,6 +32,7 @@ TEST_P(ModelGradCheck, EveryParameterMatchesFiniteDifferences) {
   cfg.tie_embeddings = v.tied;
   const int64_t B = 2, T = 5;
   Transformer model(*ops, cfg, v.smoothing, DType::f64);
+  model.set_logits_chunk(v.logits_chunk);
   model.allocate(B, T);
   model.init_params(7);
   auto ids = test::random_tokens(B * T, cfg.vocab_size, 1);
@@ -75,8 +77,53 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"encoder_ln_learned_gelu_smoothed", Arch::encoder, NormKind::layernorm,
                 PosKind::learned, Activation::gelu, true, 0.1},
         Variant{"encoder_rms_sinusoidal_relu", Arch::encoder, NormKind::rmsnorm,
-                PosKind::sinusoidal, Activation::relu, true, 0.0}),
+                PosKind::sinusoidal, Activation::relu, true, 0.0},
+        // The classifier 3 rows at a time (10 rows: 3 + 3 + 3 + 1).
+        Variant{"decoder_untied_smoothed_logits_chunk3", Arch::decoder, NormKind::layernorm, PosKind::learned,
+                Activation::gelu, false, 0.1, 3},
+        Variant{"encoder_tied_logits_chunk3", Arch::encoder, NormKind::rmsnorm, PosKind::learned,
+                Activation::silu, true, 0.1, 3}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// A chunked classifier computes the same function: loss and every gradient equal
+// the whole-logits path to rounding (f32), for chunks that do and do not divide
+// the rows, and its logits buffer holds only a chunk.
+TEST(Model, LogitsChunksGiveTheSameLossAndGradients) {
+  auto ops = make_ops(Device::cpu);
+  ModelConfig cfg = test::model_of(Arch::decoder, 97, 16, 2, 2, 24, 16);
+  cfg.tie_embeddings = false;
+  const int64_t B = 3, T = 16, N = B * T;
+  auto ids = test::random_tokens(N, cfg.vocab_size, 5);
+  auto targets = test::random_tokens(N, cfg.vocab_size, 6);
+  targets[7] = targets[20] = -1;
+  auto run = [&](int64_t chunk, size_t* bytes) {
+    Transformer m(*ops, cfg, 0.1, DType::f32);
+    m.set_logits_chunk(chunk);
+    m.allocate(B, T);
+    m.init_params(11);
+    m.params().zero_grads();
+    const LossSums s = m.forward(ids.data(), targets.data());
+    m.backward(1.0 / static_cast<double>(s.count));
+    std::vector<float> g(static_cast<size_t>(m.params().numel()));
+    ops->to_host(g.data(), m.params().grads());
+    if (bytes) *bytes = m.activation_bytes();
+    return std::make_pair(s, g);
+  };
+  size_t whole_bytes = 0, chunk_bytes = 0;
+  const auto [s0, g0] = run(0, &whole_bytes);
+  for (int64_t chunk : {1, 7, 16, 47, 48, 100}) {
+    const auto [s, g] = run(chunk, chunk == 7 ? &chunk_bytes : nullptr);
+    EXPECT_NEAR(s.loss, s0.loss, 1e-6 * std::abs(s0.loss)) << "chunk " << chunk;
+    EXPECT_NEAR(s.nll, s0.nll, 1e-6 * std::abs(s0.nll)) << "chunk " << chunk;
+    EXPECT_EQ(s.count, s0.count);
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < g.size(); ++i) scale = std::max(scale, double(std::abs(g0[i])));
+    for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, std::abs(double(g[i]) - g0[i]) / scale);
+    EXPECT_LT(worst, 1e-5) << "chunk " << chunk;
+  }
+  // [48, 97] logits become [7, 97]: 41 rows × 97 × 4 bytes fewer (to the arena's alignment).
+  EXPECT_NEAR(double(whole_bytes) - double(chunk_bytes), double((N - 7) * cfg.vocab_size * 4), 128.0);  // alignment
+}
 
 TEST(Model, Float32ForwardAgreesWithFloat64) {
   auto ops = make_ops(Device::cpu);
