@@ -13,7 +13,7 @@
 #   nccl        NCCL bootstrapped through the bundled mpirun, -np 1
 #   memcheck    compute-sanitizer memcheck on the op tests
 #   bench_dense bench_moe
-#               switchyard bench on configs/bench_gpu.yaml ("bench": both)
+#               switchyard bench on configs/bench_gpu_dense.yaml and bench_gpu.yaml ("bench": both)
 #   racecheck synccheck initcheck
 #               compute-sanitizer's other tools ("sanitizers": all four)
 #
@@ -202,9 +202,8 @@ nccl_np1() {
 }
 
 bench() {  # bench ROUTER|dense
-  local set=(--set moe.router="$1")
-  [ "$1" = dense ] && set=(--set moe.num_experts=0)
-  "$sy" bench --config configs/bench_gpu.yaml "${set[@]}"
+  if [ "$1" = dense ]; then "$sy" bench --config configs/bench_gpu_dense.yaml; return; fi
+  "$sy" bench --config configs/bench_gpu.yaml --set moe.router="$1"
 }
 
 stage_functions="check_libs check_device sanitize nccl_np1 bench"

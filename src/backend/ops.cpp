@@ -9,6 +9,8 @@
 #include "backend/op_checks.h"
 #include "backend/ops.h"
 
+#include <algorithm>
+
 namespace sy {
 
 void Ops::check_floating(const Tensor& t, const char* what) const {
@@ -45,6 +47,26 @@ void Ops::fill(Tensor x, double value) {
 }
 
 // ---- matrix products -------------------------------------------------------------------
+
+void Ops::note_allocated(void* p, uint64_t bytes) {
+  allocations_[p] = bytes;
+  in_use_ += bytes;
+  peak_ = std::max(peak_, in_use_);
+}
+
+void Ops::note_freed(void* p) {
+  const auto it = allocations_.find(p);
+  if (it == allocations_.end()) return;
+  in_use_ -= it->second;
+  allocations_.erase(it);
+}
+
+void Ops::set_bf16_operands(bool on) {
+  if (on && !supports_bf16_operands())
+    throw Error(ExitCode::bad_input, "precision: bf16 is not available on the " + std::string(device_name(device())) +
+                                         " backend yet; use precision: fp32");
+  bf16_operands_ = on;
+}
 
 void Ops::gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const Tensor& A,
                const Tensor& B, double beta, Tensor C) {

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "core/tensor.h"
 
@@ -57,6 +58,32 @@ class Ops : public Allocator {
   virtual void set_threads(int n) { (void)n; }
   // Bytes of memory this backend's device has in all (host RAM, or the GPU's).
   virtual uint64_t memory_capacity() const = 0;
+  // Bytes allocated through this backend (buffers and its own scratch): now, and the
+  // most at any one time since it was made. Library workspaces (cuBLAS, NCCL) and
+  // the CUDA context are not counted.
+  uint64_t bytes_in_use() const { return in_use_; }
+  uint64_t peak_bytes() const { return peak_; }
+
+  // bf16 operands (config `precision: bf16`): every f32 gemm rounds A and B to
+  // bf16 (round_to_bf16) and accumulates in fp32, as tensor cores do; C stays fp32.
+  // Everything else (norms, softmax, loss, Adam, the fp32 master weights) is
+  // unchanged. Backends without it refuse it (supports_bf16_operands()).
+  void set_bf16_operands(bool on);
+  bool bf16_operands() const { return bf16_operands_; }
+  virtual bool supports_bf16_operands() const { return false; }
+  // fp32 operands for this object's lifetime, whatever the mode (the router's
+  // products: its math stays fp32 by the design).
+  class Fp32Operands {
+   public:
+    explicit Fp32Operands(Ops& ops) : ops_(ops), was_(ops.bf16_operands_) { ops.bf16_operands_ = false; }
+    ~Fp32Operands() { ops_.bf16_operands_ = was_; }
+    Fp32Operands(const Fp32Operands&) = delete;
+    Fp32Operands& operator=(const Fp32Operands&) = delete;
+
+   private:
+    Ops& ops_;
+    bool was_;
+  };
 
   // ---- matrix products ------------------------------------------------------------
   // C[M,N] = alpha·op(A)·op(B) + beta·C with op(X) = X or Xᵀ; op(A) is [M,K], op(B) [K,N].
@@ -151,6 +178,10 @@ class Ops : public Allocator {
   void adam_update(Tensor param, const Tensor& grad, Tensor m, Tensor v, const AdamArgs& a);
 
  protected:
+  // Backends report their allocations here (peak_bytes()).
+  void note_allocated(void* p, uint64_t bytes);
+  void note_freed(void* p);
+
   // The backend's implementations: called only with arguments the front has checked.
   virtual void copy_impl(Tensor dst, const Tensor& src) = 0;
   virtual void to_host_impl(void* dst, const Tensor& src) = 0;
@@ -202,6 +233,9 @@ class Ops : public Allocator {
                                 const AdamArgs& a) = 0;
 
  private:
+  bool bf16_operands_ = false;
+  std::unordered_map<void*, uint64_t> allocations_;
+  uint64_t in_use_ = 0, peak_ = 0;
   // The dtype of a floating argument must be one this backend computes in.
   void check_floating(const Tensor& t, const char* what) const;
   void check_embedding(const Tensor& ids, const Tensor& table, const Tensor& rows,

@@ -340,6 +340,9 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
 
 void Config::validate(Problems& p) const {
   p.require(threads >= 0, "threads", threads, "must be >= 0 (0: every core)");
+  if (precision == Precision::bf16)
+    p.require(backend == Device::cpu, "precision", "bf16",
+              "needs backend: cpu for now (the CPU runs the bf16 reference; the CUDA bf16 path is not written yet)");
   model.validate(p);
   moe.validate(p, model.d_model);
   if (moe.enabled())

@@ -67,10 +67,15 @@ struct ParallelConfig {
   int64_t check_replicas_every = 1000;
 };
 
+enum class Precision { fp32, bf16 };
+
 struct Config {
   uint64_t seed = 1234;
   Device backend = Device::cpu;
   int64_t threads = 0;  // 0: every core (OMP_NUM_THREADS if set)
+  // fp32, or bf16: matrix-product operands rounded to bf16 with fp32 accumulation,
+  // fp32 master weights, norms, softmax, loss and router (Ops::set_bf16_operands).
+  Precision precision = Precision::fp32;
   RunConfig run;
   ModelConfig model;
   MoeConfig moe;

@@ -34,6 +34,7 @@ inline const Choices<CorpusFormat> kFormats = {{"auto", CorpusFormat::auto_detec
 inline const Choices<TokenizerKind> kTokenizers = {{"unigram", TokenizerKind::unigram},
                                                    {"bpe", TokenizerKind::bpe}};
 inline const Choices<Device> kDevices = {{"cpu", Device::cpu}, {"cuda", Device::cuda}};
+inline const Choices<Precision> kPrecisions = {{"fp32", Precision::fp32}, {"bf16", Precision::bf16}};
 
 inline const Choices<RouterKind> kRouters = {{"switch_top1", RouterKind::switch_top1},
                                              {"gshard_top2", RouterKind::gshard_top2},
@@ -54,6 +55,7 @@ void visit_config(V& v, Config& c) {
   v.field("seed", c.seed);
   v.choice("backend", c.backend, kDevices);
   v.field("threads", c.threads);
+  v.choice("precision", c.precision, kPrecisions);
   v.section("run", [&] {
     v.field("dir", c.run.dir);
     v.field("log_every", c.run.log_every);

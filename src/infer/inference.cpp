@@ -140,6 +140,7 @@ int run_generate(const GenerateOptions& o) {
     log_warn("--max-new-tokens {}: the context ({} positions) ends generation earlier for the longest prompt",
              o.sampling.max_new_tokens, context);
   auto ops = make_ops(cfg.backend);
+  ops->set_bf16_operands(cfg.precision == Precision::bf16);
   Generator gen(cfg.model, cfg.moe, *ops, static_cast<int64_t>(prompts.size()), std::max<int64_t>(max_len, 1),
                 o.sampling.seed);
   gen.set_router_state(load_weights(o.run, o.checkpoint, gen.params()));
@@ -223,6 +224,7 @@ int run_fill_mask(const FillMaskOptions& o) {
     throw Error(ExitCode::bad_input, fmt::format("--text is {} tokens; the model reads at most {} (model.max_seq)", T,
                                                  cfg.model.max_seq));
   auto ops = make_ops(cfg.backend);
+  ops->set_bf16_operands(cfg.precision == Precision::bf16);
   std::unique_ptr<MoeModel> moe;
   if (cfg.moe.enabled()) moe = std::make_unique<MoeModel>(cfg.model, cfg.moe);
   Transformer model(*ops, cfg.model, 0.0, DType::f32, moe ? moe->factory() : FfnFactory{});

@@ -93,6 +93,7 @@ void Router::make_groups(const RouteContext& ctx, int64_t N) {
 
 void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) {
   Ops& ops = env_.ops;
+  const Ops::Fp32Operands fp32(ops);  // router math stays fp32 under precision: bf16
   const int64_t N = x.numel() / C_;
   ctx_ = ctx;
   // Router input, with multiplicative jitter U(1-ε, 1+ε) in training.
@@ -326,6 +327,7 @@ void Router::backward(const std::vector<double>& dgate, double aux_scale, Tensor
         dz[t * E_ + e] += aux_scale * cfg_.z_loss * 2.0 * lse_[t] * host_p_[t * E_ + e] / N;
 
   set_values(ops, dlogits_, dz);
+  const Ops::Fp32Operands fp32(ops);
   ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_gate_));
   ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_gate_), 0.0, dx_);
   if (noisy) {  // σ = softplus(x·W_noiseᵀ) + 0.01

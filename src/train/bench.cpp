@@ -57,6 +57,8 @@ void bench_train_step(benchmark::State& state, Trainer& trainer) {
     trainer.model().params().ops().synchronize();
   }
   state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  // Everything a training step needs is allocated by now (decoding comes later).
+  state.counters["peak_GiB"] = static_cast<double>(trainer.model().params().ops().peak_bytes()) / (1ull << 30);
   state.counters["GFLOP/s"] = benchmark::Counter(tokens * trainer.flops_per_token() * 1e-9,
                                                  benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -176,14 +178,38 @@ std::vector<int32_t> decode_ids(const Config& cfg) {
   return ids;
 }
 
-void bench_decode_position(benchmark::State& state, Generator& gen, const Config& cfg, int64_t position) {
+// The decoding model, made on first use: after the training benchmarks, so their
+// peak memory does not count it.
+struct LazyGenerator {
+  const Config& cfg;
+  Ops& ops;
+  std::unique_ptr<Generator> gen;
+  Generator& get() {
+    if (gen) return *gen;
+    gen = std::make_unique<Generator>(cfg.model, cfg.moe, ops, 1, kDecodeTokens, cfg.seed);
+    gen->params().initialize(cfg.seed);
+    if (!gen->can_route_causally()) {
+      // Expert choice routes new tokens by thresholds; any will do for timing.
+      RouterState state;
+      for (int l : gen->moe_layer_ids())
+        state["blocks." + std::to_string(l) + ".moe.router.thresholds"] =
+            std::vector<double>(static_cast<size_t>(cfg.moe.num_experts), 1.0 / cfg.moe.num_experts);
+      gen->set_router_state(state);
+    }
+    return *gen;
+  }
+};
+
+void bench_decode_position(benchmark::State& state, LazyGenerator& lazy, const Config& cfg, int64_t position) {
+  Generator& gen = lazy.get();
   const std::vector<int32_t> ids = decode_ids(cfg);
   gen.logits_along(std::vector<int32_t>(ids.begin(), ids.begin() + position));  // the cache below it
   for (auto _ : state) gen.decode_step(17, position);  // (feeding it again replaces it)
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
 }
 
-void bench_generate(benchmark::State& state, Generator& gen, const Config& cfg, bool cache) {
+void bench_generate(benchmark::State& state, LazyGenerator& lazy, const Config& cfg, bool cache) {
+  Generator& gen = lazy.get();
   const std::vector<int32_t> ids = decode_ids(cfg);
   for (auto _ : state) {
     if (cache) {
@@ -230,26 +256,16 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
                                  moe_bench->dense_hidden)
         ->Unit(benchmark::kMillisecond)->MinTime(2.0);
   }
-  std::unique_ptr<Generator> gen;
+  LazyGenerator gen{cfg, *ops, nullptr};
   if (cfg.model.arch == Arch::decoder && cfg.model.max_seq >= kDecodeTokens) {
-    gen = std::make_unique<Generator>(cfg.model, cfg.moe, *ops, 1, kDecodeTokens, cfg.seed);
-    gen->params().initialize(cfg.seed);
-    if (!gen->can_route_causally()) {
-      // Expert choice routes new tokens by thresholds; any will do for timing.
-      RouterState state;
-      for (int l : gen->moe_layer_ids())
-        state["blocks." + std::to_string(l) + ".moe.router.thresholds"] =
-            std::vector<double>(static_cast<size_t>(cfg.moe.num_experts), 1.0 / cfg.moe.num_experts);
-      gen->set_router_state(state);
-    }
-    benchmark::RegisterBenchmark("decode/position:0", bench_decode_position, std::ref(*gen), cfg, int64_t{0})
+    benchmark::RegisterBenchmark("decode/position:0", bench_decode_position, std::ref(gen), cfg, int64_t{0})
         ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-    benchmark::RegisterBenchmark("decode/position:127", bench_decode_position, std::ref(*gen), cfg,
+    benchmark::RegisterBenchmark("decode/position:127", bench_decode_position, std::ref(gen), cfg,
                                  kDecodeTokens - 1)
         ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-    benchmark::RegisterBenchmark("generate_128/kv_cache", bench_generate, std::ref(*gen), cfg, true)
+    benchmark::RegisterBenchmark("generate_128/kv_cache", bench_generate, std::ref(gen), cfg, true)
         ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
-    benchmark::RegisterBenchmark("generate_128/no_cache", bench_generate, std::ref(*gen), cfg, false)
+    benchmark::RegisterBenchmark("generate_128/no_cache", bench_generate, std::ref(gen), cfg, false)
         ->Unit(benchmark::kMillisecond)->Iterations(1)->UseRealTime();
   }
   CapturingReporter reporter;
@@ -264,6 +280,11 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
     fmt::print("\nsummary: train step {:.0f} tokens/s, {:.1f} GFLOP/s = {:.1f}% of this machine's "
                "sgemm rate ({:.1f} GFLOP/s, 1024³, same run)\n",
                tps, step, 100.0 * step / sgemm, sgemm);
+  if (step > 0)
+    fmt::print("summary: peak {} memory of training {:.2f} GiB (allocated through the backend: parameters, "
+               "gradients, Adam moments, activations, scratch; {})\n",
+               cfg.backend == Device::cuda ? "GPU" : "host", reporter.results["train_step"]["peak_GiB"],
+               cfg.backend == Device::cuda ? "not the CUDA context or cuBLAS / NCCL workspaces" : "not the program");
   if (cfg.backend == Device::cuda && step > 0)
     fmt::print("summary: MFU {:.1f}% of {:.0f} TFLOP/s (H100 SXM dense bf16 peak; this build "
                "computes in fp32, so the fp32 rate bounds it far lower)\n",

@@ -61,6 +61,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
   // Sizes first: a config that cannot fit is refused before the first allocation.
   check_memory(cfg, mesh_.ep, ops.memory_capacity(), ops.device() == Device::cuda ? "GPU" : "machine");
   ops_.set_threads(static_cast<int>(cfg.threads));
+  ops_.set_bf16_operands(cfg.precision == Precision::bf16);
   data_ = open_dataset(cfg.data, cfg.model.vocab_size, cfg.seed, eval_split);
   LoaderOptions lo;
   lo.batch = cfg.train.batch_size;
@@ -654,10 +655,11 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   open_metrics(first_step);
 
   const ParamStore& ps = model_->params();
-  log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}",
+  log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}{}",
            cfg_.model.arch == Arch::decoder ? "decoder" : "encoder",
            fmt::format("{}L×{}d×{}h", cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads),
-           ps.numel(), model_->activation_bytes() / 1e6, ops_.name());
+           ps.numel(), model_->activation_bytes() / 1e6, ops_.name(),
+           cfg_.precision == Precision::bf16 ? " · precision bf16 (bf16 operands, fp32 accumulation)" : "");
   log_info("data: {}: {} training tokens ({} windows), {} in the {} split{}", data_.name,
            data_.train->size(), train_data_->windows(), data_.eval->size(), data_.eval_split,
            data_.entropy_bits >= 0

@@ -4,6 +4,9 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <vector>
+
+#include "core/bf16.h"
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops_impl.h"
@@ -42,6 +45,18 @@ void batched_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, co
     cpu::gemm<T>(ta, tb, M, N, K, alpha, a + i * sa, b + i * sb, beta, c + i * sc);
 }
 
+// Each member's [rows · cols] operand, rounded to bf16, packed at stride rows · cols
+// (one copy when the members share it, stride 0). Returns the new stride.
+int64_t round_operand(const float* src, int64_t stride, int64_t n, int64_t batch, std::vector<float>& dst) {
+  const int64_t copies = stride == 0 ? 1 : batch;
+  if (dst.size() < static_cast<size_t>(copies * n)) dst.resize(static_cast<size_t>(copies * n));
+  float* out = dst.data();
+#pragma omp parallel for schedule(static) collapse(2)
+  for (int64_t i = 0; i < copies; ++i)
+    for (int64_t j = 0; j < n; ++j) out[i * n + j] = round_to_bf16(src[i * stride + j]);
+  return stride == 0 ? 0 : n;
+}
+
 }  // namespace
 
 void CpuOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
@@ -50,6 +65,15 @@ void CpuOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double
   // Many small products: one thread each (OpenBLAS runs single-threaded inside an
   // OpenMP parallel region); few large ones: let each use every thread.
   const bool parallel_over_batch = batch > 1 && batch >= omp_get_max_threads();
+  if (bf16_operands() && A.dtype == DType::f32) {
+    // bf16 × bf16 products are exact in fp32, so sgemm on the rounded operands is a
+    // bf16-operand, fp32-accumulate product (up to the order of its sums).
+    const int64_t ra = round_operand(A.data<float>(), sa, M * K, batch, bf16_a_);
+    const int64_t rb = round_operand(B.data<float>(), sb, K * N, batch, bf16_b_);
+    batched_gemm<float>(ta, tb, M, N, K, static_cast<float>(alpha), bf16_a_.data(), ra, bf16_b_.data(), rb,
+                        static_cast<float>(beta), C.data<float>(), sc, batch, parallel_over_batch);
+    return;
+  }
   SY_FLOAT_DISPATCH(A.dtype, batched_gemm<T>(ta, tb, M, N, K, static_cast<T>(alpha), A.data<T>(),
                                               sa, B.data<T>(), sb, static_cast<T>(beta),
                                               C.data<T>(), sc, batch, parallel_over_batch));

@@ -74,10 +74,14 @@ void* CpuOps::allocate(size_t bytes) {
   if (!p) fatalf(ExitCode::internal, "out of host memory allocating {} bytes", bytes);
   // Touch every page now so the training step never page-faults on first use.
   std::memset(p, 0, rounded);
+  note_allocated(p, rounded);
   return p;
 }
 
-void CpuOps::deallocate(void* p) { std::free(p); }
+void CpuOps::deallocate(void* p) {
+  note_freed(p);
+  std::free(p);
+}
 
 uint64_t CpuOps::memory_capacity() const {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);

@@ -29,6 +29,7 @@ class CpuOps final : public Ops {
   std::string name() const override;
   Device device() const override { return Device::cpu; }
   bool computes_in(DType t) const override { return t == DType::f32 || t == DType::f64; }
+  bool supports_bf16_operands() const override { return true; }
   void* allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void set_threads(int n) override;
@@ -79,6 +80,10 @@ class CpuOps final : public Ops {
   double sum_impl(const Tensor& x, bool squares) override;
   void adam_update_impl(Tensor param, const Tensor& grad, Tensor m, Tensor v,
                         const AdamArgs& a) override;
+
+ private:
+  // bf16 operands: the rounded copies of A and B (grown on first use, then reused).
+  std::vector<float> bf16_a_, bf16_b_;
 };
 
 }  // namespace sy

@@ -172,19 +172,25 @@ void* CudaOps::allocate(size_t bytes) {
            "model size",
            bytes, device_, cudaGetErrorString(err));
   SY_CUDA(cudaMemsetAsync(p, 0, bytes, stream_));
+  note_allocated(p, bytes == 0 ? 64 : bytes);
   return p;
 }
 
 void CudaOps::deallocate(void* p) {
   SY_CUDA(cudaStreamSynchronize(stream_));
+  note_freed(p);
   SY_CUDA(cudaFree(p));
 }
 
 void* CudaOps::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
     SY_CUDA(cudaStreamSynchronize(stream_));
-    if (scratch_) SY_CUDA(cudaFree(scratch_));
+    if (scratch_) {
+      note_freed(scratch_);
+      SY_CUDA(cudaFree(scratch_));
+    }
     SY_CUDA(cudaMalloc(&scratch_, bytes));
+    note_allocated(scratch_, bytes);
     scratch_bytes_ = bytes;
   }
   return scratch_;
