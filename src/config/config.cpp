@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "config/schema.h"
 #include "core/errors.h"
 
@@ -259,7 +261,7 @@ class Flattener {
   template <class T>
   void field(const char* key, T& v) {
     if constexpr (std::is_same_v<T, std::string>) out_[path(key)] = v;
-    else if constexpr (std::is_same_v<T, std::vector<std::string>>) out_[path(key)] = fmt::format("[{}]", fmt::join(v, " | "));
+    else if constexpr (std::is_same_v<T, std::vector<std::string>>) out_[path(key)] = nlohmann::json(v).dump();
     else if constexpr (std::is_same_v<T, bool>) out_[path(key)] = v ? "true" : "false";
     else out_[path(key)] = fmt::format("{}", v);
   }

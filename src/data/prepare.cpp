@@ -79,7 +79,7 @@ std::string make_tokenizer(const PrepareConfig& p, const std::vector<Document>& 
 // document and word by word.
 std::vector<Document> read_tags(const PrepareConfig& p, const std::vector<Document>& docs) {
   if (p.tags.empty()) return {};
-  std::vector<Document> tags = read_corpus(p.tags, CorpusFormat::auto_detect);
+  std::vector<Document> tags = read_corpus(p.tags, p.format);
   if (tags.size() != docs.size())
     throw Error(ExitCode::bad_input,
                 fmt::format("prepare.tags '{}' holds {} documents, prepare.input '{}' {}: the tags must "

@@ -168,8 +168,11 @@ std::vector<Router::Dropped> Router::dropped_choices() const {
   for (const Group& g : groups_) {
     std::vector<std::vector<bool>> kept(static_cast<size_t>(g.S), std::vector<bool>(static_cast<size_t>(E_), false));
     for (const Choice& c : g.route.choices) kept[c.token][c.expert] = true;
+    // The score the rule picked by: noisy top-k its noisy logits h, the others
+    // the probabilities p (argmax of p, smaller expert on ties, as routing.cpp).
+    const std::vector<double>& score = uses_noise() ? g.h : g.p;
     for (int64_t s = 0; s < g.S; ++s) {
-      const double* h = g.h.data() + s * E_;
+      const double* h = score.data() + s * E_;
       for (int64_t e = 0; e < E_; ++e) order[e] = static_cast<int32_t>(e);
       std::partial_sort(order.begin(), order.begin() + std::min(k, E_), order.end(),
                         [&](int32_t a, int32_t b) { return h[a] > h[b] || (h[a] == h[b] && a < b); });

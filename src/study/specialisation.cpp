@@ -103,7 +103,7 @@ std::string piece_class(const std::string& piece) {
 std::string tag_class(const std::string& tag_in) {
   std::string t;
   for (char c : tag_in) t += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (t == "*") return "adverb";  // not, n't
+  if (t == "*" || starts_with(t, "*-")) return "adverb";  // not, n't (also in headlines: *-hl)
   if (std::none_of(t.begin(), t.end(), [](unsigned char c) { return std::isalnum(c); })) return "punctuation";
   if (starts_with(t, "fw-")) t = t.substr(3);       // foreign word: its tag follows
   t = t.substr(0, t.find('+'));                     // contractions: the first part
@@ -164,7 +164,8 @@ TraceReport read_trace_report(const std::string& path, const TraceReportOptions&
   std::map<std::string, int64_t> occurrences;  // piece → tokens
   std::vector<Accumulator> acc;                // [rule · layers + layer]
   std::string line;
-  int64_t line_no = 0;
+  int64_t line_no = 0, header_tokens = 0;
+  bool header_seen = false;
   while (std::getline(in, line)) {
     ++line_no;
     if (line.empty()) continue;
@@ -175,7 +176,8 @@ TraceReport read_trace_report(const std::string& path, const TraceReportOptions&
       bad_trace(path, line_no, std::string("not JSON: ") + e.what());
     }
     try {
-      if (line_no == 1) {
+      if (!header_seen) {  // the first non-empty line
+        header_seen = true;
         if (j.value("format", "") != "switchyard-trace")
           bad_trace(path, line_no, "not a switchyard routing trace (write one with `switchyard eval --trace`)");
         if (j.at("version").get<int>() != 1)
@@ -187,6 +189,8 @@ TraceReport read_trace_report(const std::string& path, const TraceReportOptions&
         rep.run = j.value("run", "");
         rep.split = j.value("split", "");
         rep.tagged = j.contains("tags");
+        header_tokens = j.value("tokens", int64_t{-1});
+        if (rep.experts > 65536) bad_trace(path, line_no, fmt::format("{} experts: not a trace switchyard writes", rep.experts));
         if (rep.experts < 1 || layers.empty() || rules.empty()) bad_trace(path, line_no, "header without experts, layers or rules");
         for (const std::string& rule : rules)
           for (int l : layers) {
@@ -237,7 +241,11 @@ TraceReport read_trace_report(const std::string& path, const TraceReportOptions&
       bad_trace(path, line_no, std::string("missing or malformed field: ") + e.what());
     }
   }
-  if (line_no == 0) throw Error(ExitCode::bad_input, "--trace '" + path + "' is empty");
+  if (!header_seen) throw Error(ExitCode::bad_input, "--trace '" + path + "' is empty");
+  if (header_tokens >= 0 && header_tokens != rep.tokens)
+    throw Error(ExitCode::bad_input, fmt::format("--trace '{}': the header announces {} tokens, the file holds {} "
+                                                 "(truncated? write it again with `switchyard eval --trace`)",
+                                                 path, header_tokens, rep.tokens));
   for (Accumulator& a : acc) {
     for (int64_t e = 0; e < rep.experts; ++e) {
       a.r.most_often[e] = most_often(a.piece_counts[e], occurrences, opt.top);
@@ -255,7 +263,13 @@ std::string pct(int64_t a, int64_t b) { return b > 0 ? fmt::format("{:.1f}", 100
 // Markdown cells must not break the table: escape '|' and show spaces.
 std::string cell_piece(const std::string& p) {
   std::string out;
-  for (char c : p) out += c == '|' ? std::string("\\|") : c == '`' ? std::string("'") : std::string(1, c);
+  for (char c : p) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '|') out += "\\|";
+    else if (c == '`') out += "'";
+    else if (u < 0x20 || u == 0x7f) out += fmt::format("\\x{:02x}", u);  // byte pieces: \n, \t, ...
+    else out += c;
+  }
   return "`" + out + "`";
 }
 
@@ -286,8 +300,10 @@ std::string slug(const std::string& s) {
   return out;
 }
 
-std::string heatmap_name(const TraceReport& r, const TraceLayerReport& l) {
-  return fmt::format("heatmap_{}_{}_layer{}.png", slug(r.router), slug(l.rule), l.layer);
+// Numbered by the trace's place on the command line: two traces of one router
+// (two seeds, two runs) get their own maps.
+std::string heatmap_name(size_t trace, const TraceReport& r, const TraceLayerReport& l) {
+  return fmt::format("heatmap_{}_{}_{}_layer{}.png", trace + 1, slug(r.router), slug(l.rule), l.layer);
 }
 
 }  // namespace
@@ -299,7 +315,8 @@ std::string specialisation_markdown(const std::vector<TraceReport>& reports, boo
         "(1 for top-1, 2 for top-2), and an expert indifferent to the class shows its load × that mean in every "
         "column. I(expert; class) is the mutual information between a routed choice's expert and its token's "
         "class, in bits, beside the class entropy that bounds it.\n\n";
-  for (const TraceReport& r : reports) {
+  for (size_t ti = 0; ti < reports.size(); ++ti) {
+    const TraceReport& r = reports[ti];
     md += fmt::format("## {} — {}\n\n", r.router, r.run.empty() ? r.file : r.run);
     md += fmt::format("{} tokens of the {} split, {} experts; trace `{}`{}.\n\n", r.tokens,
                       r.split.empty() ? "evaluated" : r.split, r.experts, r.file,
@@ -330,7 +347,7 @@ std::string specialisation_markdown(const std::vector<TraceReport>& reports, boo
                           "H = {:.3f} ({:.0f}%):\n\n",
                           it.bits, it.class_entropy_bits, it.class_entropy_bits > 0 ? 100 * it.bits / it.class_entropy_bits : 0.0) +
               class_table(l.by_tag, r.experts, "tokens");
-        if (with_plots) md += "\n![expert × part of speech](" + heatmap_name(r, l) + ")\n";
+        if (with_plots) md += "\n![expert × part of speech](" + heatmap_name(ti, r, l) + ")\n";
       }
       md += "\n";
     }
@@ -341,14 +358,17 @@ std::string specialisation_markdown(const std::vector<TraceReport>& reports, boo
 int write_trace_report(const std::vector<std::string>& traces, const std::string& out, bool plots) {
   std::vector<TraceReport> reports;
   for (const std::string& t : traces) reports.push_back(read_trace_report(t));
-  fs::create_directories(out);
+  std::error_code ec;
+  fs::create_directories(out, ec);
+  if (ec) throw Error(ExitCode::bad_input, "report --out '" + out + "': cannot create it: " + ec.message());
   bool any_tags = false;
   json heat = {{"heatmaps", json::array()}};
-  for (const TraceReport& r : reports)
-    for (const TraceLayerReport& l : r.layers) {
+  for (size_t ti = 0; ti < reports.size(); ++ti)
+    for (const TraceLayerReport& l : reports[ti].layers) {
+      const TraceReport& r = reports[ti];
       if (!r.tagged) continue;
       any_tags = true;
-      json m = {{"file", heatmap_name(r, l)},
+      json m = {{"file", heatmap_name(ti, r, l)},
                 {"title", fmt::format("{}: layer {}, rule {}", r.router, l.layer, l.rule)},
                 {"classes", json::array()},
                 {"values", json::array()}};
@@ -363,10 +383,12 @@ int write_trace_report(const std::vector<std::string>& traces, const std::string
       heat["heatmaps"].push_back(m);
     }
   const bool draw = plots && any_tags;
-  std::ofstream(out + "/specialisation.md") << specialisation_markdown(reports, draw);
+  if (!(std::ofstream(out + "/specialisation.md") << specialisation_markdown(reports, draw)))
+    throw Error(ExitCode::bad_input, "report: cannot write '" + out + "/specialisation.md'");
   log_info("report: {} trace(s) → {}/specialisation.md", reports.size(), out);
   if (!draw) return 0;
-  std::ofstream(out + "/specialisation_data.json") << heat.dump() << "\n";
+  if (!(std::ofstream(out + "/specialisation_data.json") << heat.dump() << "\n"))
+    throw Error(ExitCode::bad_input, "report: cannot write '" + out + "/specialisation_data.json'");
   if (!draw_report_plots(out + "/specialisation_data.json", out)) return static_cast<int>(ExitCode::internal);
   log_info("report: heat maps in {}", out);
   return 0;

@@ -19,6 +19,9 @@ MemoryNeed estimate_memory(const Config& cfg, int expert_parallel) {
              (m.tie_embeddings ? 0 : V * C);
   const R chunk = R(cfg.train.logits_chunk_rows), logit_rows = chunk > 0 && chunk < tokens ? chunk : tokens;
   R activations = logit_rows * 4 * V + tokens * 8 * C;  // logits (and their gradient), embedding, loss
+  // precision: bf16 on the CPU rounds copies of each product's operands; the
+  // largest pair is the classifier's (logit rows × vocabulary, and the head).
+  if (cfg.precision == Precision::bf16) activations += logit_rows * V + V * C;
   const R He = moe.expert_d_ff > 0 ? R(moe.expert_d_ff) : H;
   const R E = moe.num_experts, local_E = E / std::max(expert_parallel, 1);
   const R expert_mats = moe.expert_kind == ExpertKind::glu ? 3 : 2;

@@ -632,6 +632,10 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   mesh_.world_comm->barrier();
   if (stopped_before_start()) return r;
   // Every check that can refuse the run comes before anything is written.
+  if (cfg_.train.sample_every > 0) {  // (its prompts, on every rank)
+    if (mesh_.ep > 1) log_warn("train.sample_every: no samples with expert parallelism (no rank holds every expert)");
+    else sampler_ = std::make_unique<TrainingSampler>(cfg_, ops_, rank_ == 0);
+  }
   int64_t first_step = 0;
   if (!resume.empty()) {
     Watchdog::get().phase("the restore");
@@ -679,10 +683,6 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
                "(the paper's setting); compare val_ppl_groups with the causal val_ppl_threshold");
   }
 
-  if (t.sample_every > 0) {
-    if (mesh_.ep > 1) log_warn("train.sample_every: no samples with expert parallelism (no rank holds every expert)");
-    else sampler_ = std::make_unique<TrainingSampler>(cfg_, ops_, rank_ == 0);
-  }
   const bool tty = cfg_.run.progress && isatty(STDERR_FILENO);
   Timer total, window;
   int64_t window_tokens = 0;

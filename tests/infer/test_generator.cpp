@@ -52,8 +52,9 @@ std::vector<int32_t> sequence(int64_t n, int64_t V) {
 
 // The full pass: every position at once, routed as at inference.
 std::vector<float> full_logits(const ModelConfig& m, const MoeConfig& moe, const std::vector<int32_t>& ids,
-                               const RouterState& state) {
+                               const RouterState& state, bool bf16 = false) {
   auto ops = make_ops(Device::cpu);
+  ops->set_bf16_operands(bf16);
   const int64_t T = static_cast<int64_t>(ids.size());
   std::unique_ptr<MoeModel> mm;
   if (moe.enabled()) mm = std::make_unique<MoeModel>(m, moe);
@@ -110,6 +111,34 @@ TEST_P(DecodeMatchesFullPass, AtEveryPosition) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Routers, DecodeMatchesFullPass, ::testing::Range(0, 5));
+
+// precision: bf16 rounds the operands of every product, attention's included; the
+// decode op rounds at the same places, so decoding still equals a full pass (to
+// what a bf16 rounding flip between two fp32 paths can move), far closer than to
+// the fp32 model.
+TEST(Decode, Bf16MatchesAFullBf16Pass) {
+  const ModelConfig m = tiny_decoder();
+  auto ops = make_ops(Device::cpu);
+  ops->set_bf16_operands(true);
+  const int64_t T = 17;
+  Generator gen(m, MoeConfig{}, *ops, 1, T);
+  gen.params().initialize(99);
+  const std::vector<int32_t> ids = sequence(T, m.vocab_size);
+  const auto step = gen.logits_along(ids);
+  const auto full = full_logits(m, MoeConfig{}, ids, {}, true), fp32 = full_logits(m, MoeConfig{}, ids, {}, false);
+  double worst = 0, from_fp32 = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    double scale = 0;
+    for (int64_t v = 0; v < m.vocab_size; ++v) scale = std::max(scale, std::abs(double(full[t * m.vocab_size + v])));
+    for (int64_t v = 0; v < m.vocab_size; ++v) {
+      worst = std::max(worst, std::abs(double(step[t][v]) - full[t * m.vocab_size + v]) / scale);
+      from_fp32 = std::max(from_fp32, std::abs(double(fp32[t * m.vocab_size + v]) - full[t * m.vocab_size + v]) / scale);
+    }
+  }
+  std::printf("bf16 decode vs bf16 full pass %.3g; bf16 vs fp32 full pass %.3g\n", worst, from_fp32);
+  EXPECT_LT(worst, 2e-3);
+  EXPECT_LT(worst, from_fp32 / 5);
+}
 
 // A position fed again replaces its token and forgets the later ones: decoding a
 // second continuation from position 5 equals decoding that sequence from scratch.

@@ -2,9 +2,11 @@
 // (batch, head) pairs and a row softmax with the causal mask folded in.
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "backend/cpu/cpu_math.h"
 #include "backend/cpu/cpu_ops_impl.h"
+#include "core/bf16.h"
 #include "backend/op_checks.h"
 
 namespace sy {
@@ -112,10 +114,16 @@ void CpuOps::attention_forward_impl(Tensor out, AttentionCache& c, const Tensor&
 namespace {
 
 // One decoding position: k, v into the caches, then each (b, h) over the cache
-// rows 0..pos, in double (scores kept in `sc` as T between the passes).
+// rows 0..pos, in double (scores kept in `sc` as T between the passes). With bf16
+// operands, q, k, the normalised probabilities and v are rounded to bf16 where the
+// full pass's products round them (Ops::set_bf16_operands), so decoding still
+// equals a full pass.
 template <class T>
 void decode_attention(T* out, const T* qkv, T* kc, T* vc, T* sc, int64_t B, int64_t L, int64_t C,
-                      int64_t NH, int64_t pos) {
+                      int64_t NH, int64_t pos, bool bf16) {
+  const auto r = [bf16](double x) {
+    return bf16 ? static_cast<double>(round_to_bf16(static_cast<float>(x))) : x;
+  };
   const int64_t D = C / NH;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   for (int64_t b = 0; b < B; ++b)
@@ -132,7 +140,7 @@ void decode_attention(T* out, const T* qkv, T* kc, T* vc, T* sc, int64_t B, int6
       for (int64_t t = 0; t <= pos; ++t) {
         const T* k = kc + (b * L + t) * C + h * D;
         double dot = 0;
-        for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(q[d]) * static_cast<double>(k[d]);
+        for (int64_t d = 0; d < D; ++d) dot += r(static_cast<double>(q[d])) * r(static_cast<double>(k[d]));
         s[t] = static_cast<T>(dot * scale);
         mx = std::max(mx, static_cast<double>(s[t]));
       }
@@ -143,11 +151,14 @@ void decode_attention(T* out, const T* qkv, T* kc, T* vc, T* sc, int64_t B, int6
         sum += e;
       }
       T* o = out + b * C + h * D;
+      if (bf16)  // the full pass multiplies v by normalised, rounded probabilities
+        for (int64_t t = 0; t <= pos; ++t) s[t] = static_cast<T>(r(static_cast<double>(s[t]) / sum));
+      const double norm = bf16 ? 1.0 : sum;
       for (int64_t d = 0; d < D; ++d) {
         double acc = 0;
         for (int64_t t = 0; t <= pos; ++t)
-          acc += static_cast<double>(s[t]) * static_cast<double>(vc[(b * L + t) * C + h * D + d]);
-        o[d] = static_cast<T>(acc / sum);
+          acc += static_cast<double>(s[t]) * r(static_cast<double>(vc[(b * L + t) * C + h * D + d]));
+        o[d] = static_cast<T>(acc / norm);
       }
     }
 }
@@ -159,7 +170,7 @@ void CpuOps::attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cache
   const int64_t B = qkv.dim(0), C = qkv.dim(1) / 3, L = k_cache.dim(1);
   SY_FLOAT_DISPATCH(qkv.dtype, decode_attention<T>(out.data<T>(), qkv.data<T>(), k_cache.data<T>(),
                                                   v_cache.data<T>(), scores.data<T>(), B, L, C,
-                                                  n_heads, position));
+                                                  n_heads, position, bf16_operands() && std::is_same_v<T, float>));
 }
 
 void CpuOps::attention_backward_impl(Tensor dqkv, AttentionCache& c, const Tensor& dout,

@@ -68,8 +68,18 @@ void CpuOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double
   if (bf16_operands() && A.dtype == DType::f32) {
     // bf16 × bf16 products are exact in fp32, so sgemm on the rounded operands is a
     // bf16-operand, fp32-accumulate product (up to the order of its sums).
+    // The copies are backend memory too (bench's peak, bytes_in_use()).
+    const auto counted = [this](std::vector<float>& v, const void* before) {
+      if (v.data() == before) return;
+      if (before) note_freed(const_cast<void*>(before));
+      note_allocated(v.data(), v.capacity() * sizeof(float));
+    };
+    const void* was_a = bf16_a_.data();
+    const void* was_b = bf16_b_.data();
     const int64_t ra = round_operand(A.data<float>(), sa, M * K, batch, bf16_a_);
     const int64_t rb = round_operand(B.data<float>(), sb, K * N, batch, bf16_b_);
+    counted(bf16_a_, was_a);
+    counted(bf16_b_, was_b);
     batched_gemm<float>(ta, tb, M, N, K, static_cast<float>(alpha), bf16_a_.data(), ra, bf16_b_.data(), rb,
                         static_cast<float>(beta), C.data<float>(), sc, batch, parallel_over_batch);
     return;
