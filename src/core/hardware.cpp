@@ -6,7 +6,7 @@
 #include <fstream>
 #include <thread>
 
-#include "core/errors.h"
+#include "core/files.h"
 
 namespace sy {
 
@@ -43,14 +43,7 @@ nlohmann::json record_hardware(const std::string& run_dir, int64_t first_step, c
   s["ranks"] = ranks;
   if (!j["sessions"].empty() && hardware_key(j["sessions"].back()) == hardware_key(s)) return j;
   j["sessions"].push_back(s);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << j.dump(2) << "\n";
-    if (!out.flush()) throw Error(ExitCode::bad_input, "cannot write '" + tmp + "' (disk full or read-only?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(ExitCode::bad_input, "cannot write '" + path + "'");
+  write_text_file(path, j.dump(2) + "\n");
   return j;
 }
 

@@ -14,6 +14,7 @@
 
 #include "checkpoint/model_io.h"
 #include "core/errors.h"
+#include "core/files.h"
 #include "core/hardware.h"
 #include "core/log.h"
 #include "core/phases.h"
@@ -31,18 +32,6 @@
 
 namespace sy {
 
-// Writes `text` to `path` (via a temporary file and a rename), or says why not.
-static void write_text_file(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << text;
-    if (!out.flush())
-      throw Error(ExitCode::bad_input, "cannot write '" + tmp + "' (disk full or read-only?)");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw Error(ExitCode::bad_input, "cannot write '" + path + "': " + std::strerror(errno));
-}
 
 // The mesh, with the collective timeout set first: NCCL waits poll against it from
 // the communicator's first collective on.
