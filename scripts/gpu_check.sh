@@ -8,8 +8,10 @@
 # Stages (each under its own timeout, each writing $OUT/<stage>.txt):
 #   libs        every binary resolves every library (ldd), CUDA libraries found each on its own
 #   device      a GPU is visible and CUDA starts (nvidia-smi, the backend's own probe)
-#   ops         the CUDA op tests against the CPU ops, with CUDA_LAUNCH_BLOCKING=1
-#   parity      10 training steps, CPU vs CUDA, dense and every router
+#   ops         the CUDA op tests against the CPU ops (fp32, and bf16 operands on both),
+#               with CUDA_LAUNCH_BLOCKING=1
+#   parity      10 training steps, CPU vs CUDA, dense (also chunked classifier, fused
+#               attention, bf16) and every router
 #   nccl        NCCL bootstrapped through the bundled mpirun, -np 1
 #   memcheck    compute-sanitizer memcheck on the op tests
 #   bench_dense bench_moe
@@ -182,7 +184,7 @@ sanitize() {  # sanitize TOOL
         -type f -perm -u+x 2>/dev/null | head -1)
   if [ -z "$san" ]; then echo "error: compute-sanitizer not found"; return 1; fi
   "$san" --tool "$1" --error-exitcode 9 --print-limit 20 \
-    "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*' --gtest_color=no
+    "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*:Ops/OpDeviceBf16.*' --gtest_color=no
 }
 
 nccl_np1() {
@@ -216,7 +218,7 @@ stage_functions="check_libs check_device sanitize nccl_np1 bench"
 
 stage libs 60 check_libs
 stage device 60 check_device
-stage ops 180 env CUDA_LAUNCH_BLOCKING=1 "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*' --gtest_color=no
+stage ops 180 env CUDA_LAUNCH_BLOCKING=1 "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*:Ops/OpDeviceBf16.*' --gtest_color=no
 stage parity 300 bash tests/cli/cuda_parity.sh "$sy" tests/cli/tiny.yaml
 stage nccl 120 nccl_np1
 stage memcheck 180 sanitize memcheck

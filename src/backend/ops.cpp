@@ -281,6 +281,47 @@ void Ops::attention_backward(Tensor dqkv, AttentionCache& c, const Tensor& dout,
   if (n > 0) attention_backward_impl(dqkv, c, dout, n_heads, causal);
 }
 
+// Shapes of fused attention: qkv [B,T,3C] with C = NH·D, D ≤ the kernel's limit.
+static AttnDims fused_attention_dims(const Tensor& qkv, int64_t n_heads, const char* op) {
+  SY_CHECK(qkv.ndim == 3 && qkv.dim(2) % 3 == 0, "{}: qkv must be [B,T,3C], got {}", op,
+           qkv.shape_str());
+  const int64_t C = qkv.dim(2) / 3;
+  SY_CHECK(n_heads > 0 && C % n_heads == 0, "{}: C={} not divisible by {} heads", op, C, n_heads);
+  const AttnDims d{qkv.dim(0), qkv.dim(1), n_heads, C / n_heads};
+  SY_CHECK(d.D <= kFusedAttentionMaxHeadDim,
+           "{}: head dim {} is above the fused kernel's {}; use attention_kernel: reference", op, d.D,
+           kFusedAttentionMaxHeadDim);
+  return d;
+}
+
+void Ops::attention_fused_forward(Tensor out, Tensor lse, const Tensor& qkv, int64_t n_heads,
+                                  bool causal) {
+  check_floating(qkv, "attention_fused qkv");
+  const AttnDims d = fused_attention_dims(qkv, n_heads, "attention_fused_forward");
+  check_numel(out, d.B * d.Tn * d.NH * d.D, "attention_fused out");
+  check_numel(lse, d.B * d.NH * d.Tn, "attention_fused lse");
+  check_same(qkv.dtype, device(), {{out, "attention_fused out"}, {lse, "attention_fused lse"}});
+  if (out.numel() > 0) attention_fused_forward_impl(out, lse, qkv, n_heads, causal);
+}
+
+void Ops::attention_fused_backward(Tensor dqkv, Tensor delta, const Tensor& dout, const Tensor& qkv,
+                                   const Tensor& out, const Tensor& lse, int64_t n_heads,
+                                   bool causal) {
+  check_floating(qkv, "attention_fused qkv");
+  const AttnDims d = fused_attention_dims(qkv, n_heads, "attention_fused_backward");
+  const int64_t n = d.B * d.Tn * d.NH * d.D;
+  check_numel(dqkv, 3 * n, "attention_fused dqkv");
+  check_numel(dout, n, "attention_fused dout");
+  check_numel(out, n, "attention_fused out");
+  check_numel(lse, d.B * d.NH * d.Tn, "attention_fused lse");
+  check_numel(delta, d.B * d.NH * d.Tn, "attention_fused delta");
+  check_same(qkv.dtype, device(),
+             {{dqkv, "attention_fused dqkv"}, {dout, "attention_fused dout"},
+              {out, "attention_fused out"}, {lse, "attention_fused lse"},
+              {delta, "attention_fused delta"}});
+  if (n > 0) attention_fused_backward_impl(dqkv, delta, dout, qkv, out, lse, n_heads, causal);
+}
+
 void Ops::attention_decode(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache, Tensor scores,
                            int64_t position, int64_t n_heads) {
   check_floating(qkv, "attention_decode qkv");

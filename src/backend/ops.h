@@ -36,6 +36,14 @@ struct AttentionCache {
   Tensor dprobs;      // [B, NH, T, T]: backward scratch
 };
 
+// Fused attention works on tiles of this many keys (and, in its backward, queries);
+// the CPU and CUDA implementations use the same tiles, so that with bf16 operands
+// they round the same running probabilities. 32: one key per lane of a warp.
+constexpr int64_t kFusedAttentionTile = 32;
+// The largest head dim fused attention takes (its CUDA kernel keeps a row in
+// registers, D / 32 values per lane, and tiles of [32, D] in shared memory).
+constexpr int64_t kFusedAttentionMaxHeadDim = 128;
+
 // The front every caller uses. Each public op checks its arguments once (shapes,
 // dtypes, sizes, and index values where they sit in host memory: op_checks.h),
 // then calls the backend's implementation, the protected `*_impl` of the same
@@ -130,6 +138,23 @@ class Ops : public Allocator {
   void attention_backward(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                           int64_t n_heads, bool causal);
 
+  // Fused (flash-style) attention: the function of attention_forward, computed
+  // kFusedAttentionTile keys at a time with an online softmax, reading q, k, v in
+  // place in qkv [B,T,3C] and writing out [B,T,C]; the [T,T] probabilities never
+  // exist. lse [B,NH,T]: each row's log Σ exp(scaled scores), saved for the backward,
+  // which recomputes the probabilities from it. Head dim ≤ kFusedAttentionMaxHeadDim.
+  // With bf16 operands, q, k, v, dout, the tile's probabilities and their gradients
+  // are rounded to bf16 where a tensor-core kernel multiplies them; the running sums
+  // stay fp32.
+  void attention_fused_forward(Tensor out, Tensor lse, const Tensor& qkv, int64_t n_heads,
+                               bool causal);
+  // Writes dqkv [B,T,3C] from dout [B,T,C], the forward's qkv, out and lse. delta:
+  // scratch [B,NH,T] (Σ_d dout·out per row). No atomics: every gradient element is
+  // summed by one thread in a fixed order, so two runs give the same bits.
+  void attention_fused_backward(Tensor dqkv, Tensor delta, const Tensor& dout, const Tensor& qkv,
+                                const Tensor& out, const Tensor& lse, int64_t n_heads,
+                                bool causal);
+
   // One new position of causal attention over a cache (decoding). For each row b of
   // qkv [B, 3C] (q | k | v of position `position`): its k and v are written into
   // k_cache, v_cache [B, L, C] at row `position` (< L), then out[b] [C] = Σ_{t ≤ position}
@@ -212,6 +237,11 @@ class Ops : public Allocator {
                                       int64_t n_heads, bool causal) = 0;
   virtual void attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cache, Tensor v_cache,
                                      Tensor scores, int64_t position, int64_t n_heads) = 0;
+  virtual void attention_fused_forward_impl(Tensor out, Tensor lse, const Tensor& qkv,
+                                            int64_t n_heads, bool causal) = 0;
+  virtual void attention_fused_backward_impl(Tensor dqkv, Tensor delta, const Tensor& dout,
+                                             const Tensor& qkv, const Tensor& out,
+                                             const Tensor& lse, int64_t n_heads, bool causal) = 0;
   virtual void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                                        int64_t n_heads, bool causal) = 0;
   virtual void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse,

@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/ops.h"
 #include "config/schema.h"
 #include "core/errors.h"
 
@@ -342,9 +343,10 @@ void validate_train(const TrainConfig& t, const RunConfig& r, Problems& p) {
 
 void Config::validate(Problems& p) const {
   p.require(threads >= 0, "threads", threads, "must be >= 0 (0: every core)");
-  if (precision == Precision::bf16)
-    p.require(backend == Device::cpu, "precision", "bf16",
-              "needs backend: cpu for now (the CPU runs the bf16 reference; the CUDA bf16 path is not written yet)");
+  if (attention_kernel == AttentionKernel::fused && model.n_heads > 0)
+    p.require(model.d_model / model.n_heads <= kFusedAttentionMaxHeadDim, "attention_kernel", "fused",
+              "takes head dims up to " + std::to_string(kFusedAttentionMaxHeadDim) + "; model.d_model / model.n_heads is " +
+                  std::to_string(model.d_model / model.n_heads) + " (use more heads, or attention_kernel: reference)");
   model.validate(p);
   moe.validate(p, model.d_model);
   if (moe.enabled())

@@ -68,6 +68,7 @@ struct ParallelConfig {
 };
 
 enum class Precision { fp32, bf16 };
+enum class AttentionKernel { reference, fused };
 
 struct Config {
   uint64_t seed = 1234;
@@ -76,6 +77,12 @@ struct Config {
   // fp32, or bf16: matrix-product operands rounded to bf16 with fp32 accumulation,
   // fp32 master weights, norms, softmax, loss and router (Ops::set_bf16_operands).
   Precision precision = Precision::fp32;
+  // reference: attention as batched matrix products over the [T, T] probabilities,
+  // kept for the backward; fused: flash-style tiles with an online softmax, only
+  // each row's log-sum-exp kept (Ops::attention_fused_forward). The same function;
+  // fused saves B·NH·T² values per layer, and is the GPU's fast path (on the CPU it
+  // is plain loops: slower than the BLAS products).
+  AttentionKernel attention_kernel = AttentionKernel::reference;
   RunConfig run;
   ModelConfig model;
   MoeConfig moe;

@@ -35,6 +35,8 @@ inline const Choices<TokenizerKind> kTokenizers = {{"unigram", TokenizerKind::un
                                                    {"bpe", TokenizerKind::bpe}};
 inline const Choices<Device> kDevices = {{"cpu", Device::cpu}, {"cuda", Device::cuda}};
 inline const Choices<Precision> kPrecisions = {{"fp32", Precision::fp32}, {"bf16", Precision::bf16}};
+inline const Choices<AttentionKernel> kAttentionKernels = {{"reference", AttentionKernel::reference},
+                                                           {"fused", AttentionKernel::fused}};
 
 inline const Choices<RouterKind> kRouters = {{"switch_top1", RouterKind::switch_top1},
                                              {"gshard_top2", RouterKind::gshard_top2},
@@ -56,6 +58,7 @@ void visit_config(V& v, Config& c) {
   v.choice("backend", c.backend, kDevices);
   v.field("threads", c.threads);
   v.choice("precision", c.precision, kPrecisions);
+  v.choice("attention_kernel", c.attention_kernel, kAttentionKernels);
   v.section("run", [&] {
     v.field("dir", c.run.dir);
     v.field("log_every", c.run.log_every);

@@ -228,6 +228,7 @@ int run_fill_mask(const FillMaskOptions& o) {
   std::unique_ptr<MoeModel> moe;
   if (cfg.moe.enabled()) moe = std::make_unique<MoeModel>(cfg.model, cfg.moe);
   Transformer model(*ops, cfg.model, 0.0, DType::f32, moe ? moe->factory() : FfnFactory{});
+  model.set_fused_attention(cfg.attention_kernel == AttentionKernel::fused);
   model.allocate(1, T);
   const RouterState state = load_weights(o.run, o.checkpoint, model.params());
   (void)state;  // (encoders route by groups in evaluation; no thresholds needed)

@@ -20,6 +20,10 @@ void Attention::allocate(Arena& arena, int64_t batch, int64_t seq, const Backwar
   const int64_t D = C_ / n_heads_;
   qkv_ = arena.make(env_.dtype, {batch, seq, 3 * C_});
   att_ = arena.make(env_.dtype, {batch, seq, C_});
+  if (fused_) {
+    lse_ = arena.make(env_.dtype, {batch, n_heads_, seq});
+    return;
+  }
   cache_.q = arena.make(env_.dtype, {batch, n_heads_, seq, D});
   cache_.k = arena.make(env_.dtype, {batch, n_heads_, seq, D});
   cache_.v = arena.make(env_.dtype, {batch, n_heads_, seq, D});
@@ -47,6 +51,8 @@ void Attention::forward(const Tensor& x, Tensor out) {
   if (position_ >= 0)  // one position per sequence, against the cache
     ops.attention_decode(att_.view({N, C_}), qkv_.view({N, 3 * C_}), k_cache_, v_cache_, scores_, position_,
                          n_heads_);
+  else if (fused_)
+    ops.attention_fused_forward(att_, lse_, qkv_, n_heads_, causal_);
   else
     ops.attention_forward(att_, cache_, qkv_, n_heads_, causal_);
   ops.gemm(false, true, N, C_, C_, 1.0, att_, env_.params.value(w_o_), 1.0, out);
@@ -62,7 +68,10 @@ void Attention::backward(const Tensor& dout, Tensor dx, BackwardScratch& s) {
   Tensor datt = s.datt.view({N, C_});
   ops.gemm(false, false, N, C_, C_, 1.0, dout, P.value(w_o_), 0.0, datt);
   Tensor dqkv = s.dqkv.view({qkv_.dim(0), qkv_.dim(1), 3 * C_});
-  ops.attention_backward(dqkv, cache_, datt, n_heads_, causal_);
+  if (fused_)
+    ops.attention_fused_backward(dqkv, s.delta, datt, qkv_, att_, lse_, n_heads_, causal_);
+  else
+    ops.attention_backward(dqkv, cache_, datt, n_heads_, causal_);
   // qkv = x · w_qkvᵀ:  dw_qkv += dqkvᵀ · x;  dx = dqkv · w_qkv
   ops.gemm(true, false, 3 * C_, C_, N, 1.0, dqkv, x_, 1.0, P.grad(w_qkv_));
   ops.gemm(false, false, N, C_, 3 * C_, 1.0, dqkv, P.value(w_qkv_), 0.0, dx);

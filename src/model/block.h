@@ -17,6 +17,7 @@ class Block {
   // Decoding (see Transformer::allocate_decoding).
   void allocate_cache(Arena& arena, int64_t batch, int64_t max_len) { attn_.allocate_cache(arena, batch, max_len); }
   void set_position(int64_t p) { attn_.set_position(p); }
+  void set_fused_attention(bool on) { attn_.set_fused(on); }
   // x [B, T, C] → out; x must stay alive until backward.
   void forward(const Tensor& x);
   // dres holds ∂L/∂out on entry and ∂L/∂x on return (updated in place).

@@ -22,8 +22,9 @@ struct BackwardScratch {
   Tensor dqkv;   // [N, 3C]
   Tensor dhid;   // [N, H]   gradient at the FFN hidden activation
   Tensor dag;    // [N, 2H]  gradient at the FFN gate inputs [a | g]
-  Tensor dq, dk, dv;  // [B, NH, T, D]
-  Tensor dprobs;      // [B, NH, T, T]
+  Tensor dq, dk, dv;  // [B, NH, T, D]  reference attention
+  Tensor dprobs;      // [B, NH, T, T]  reference attention
+  Tensor delta;       // [B, NH, T]     fused attention
 };
 
 // The FFN slot of a block: a GLU FFN, or (in MoE blocks) a layer of experts.

@@ -49,9 +49,13 @@ void Transformer::allocate(int64_t batch, int64_t seq) {
   scratch_.dqkv = arena_.make(dtype_, {N, 3 * C});
   scratch_.dhid = arena_.make(dtype_, {N, H});
   scratch_.dag = arena_.make(dtype_, {N, 2 * H});
-  for (Tensor* t : {&scratch_.dq, &scratch_.dk, &scratch_.dv})
-    *t = arena_.make(dtype_, {batch, NH, seq, C / NH});
-  scratch_.dprobs = arena_.make(dtype_, {batch, NH, seq, seq});
+  if (fused_attention_) {
+    scratch_.delta = arena_.make(dtype_, {batch, NH, seq});
+  } else {
+    for (Tensor* t : {&scratch_.dq, &scratch_.dk, &scratch_.dv})
+      *t = arena_.make(dtype_, {batch, NH, seq, C / NH});
+    scratch_.dprobs = arena_.make(dtype_, {batch, NH, seq, seq});
+  }
   ids_ = arena_.make(DType::i32, {batch, seq});
   targets_ = arena_.make(DType::i32, {N});
   embed_.allocate(arena_, batch, seq);
@@ -94,6 +98,14 @@ Tensor Transformer::decode(const int32_t* ids, int64_t position) {
 }
 
 LossSums Transformer::forward(const int32_t* ids, const int32_t* targets) {
+  return forward_impl(ids, targets, nullptr);
+}
+
+LossSums Transformer::forward(const int32_t* ids, const int32_t* targets, double grad_scale) {
+  return forward_impl(ids, targets, &grad_scale);
+}
+
+LossSums Transformer::forward_impl(const int32_t* ids, const int32_t* targets, const double* grad_scale) {
   SY_CHECK(batch_ > 0, "forward() before allocate()");
   SY_CHECK(decode_len_ == 0, "forward() on a model allocated for decoding");
   const int64_t N = batch_ * seq_, C = cfg_.d_model;
@@ -109,6 +121,8 @@ LossSums Transformer::forward(const int32_t* ids, const int32_t* targets) {
   }
   norm_f_.forward(x->view({N, C}));
   const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
+  head_grads_done_ = grad_scale != nullptr && logits_chunk_ > 0;
+  if (head_grads_done_) head_grad_scale_ = *grad_scale;
   if (logits_chunk_ == 0) {
     ops_.gemm(false, true, N, cfg_.vocab_size, C, 1.0, norm_f_.out, params_.value(head), 0.0, logits_);
     return loss_.forward(logits_, targets_, count);
@@ -123,6 +137,7 @@ LossSums Transformer::forward(const int32_t* ids, const int32_t* targets) {
     ops_.gemm(false, true, n, cfg_.vocab_size, C, 1.0, norm_f_.out.view({n, C}, r * C), params_.value(head), 0.0,
               logits);
     const LossSums s = loss_.forward_rows(logits, targets_, r, chunk_count);
+    if (head_grads_done_) classifier_backward_rows(logits, r, n, head_grad_scale_);
     sums.loss += s.loss;
     sums.nll += s.nll;
     sums.count += s.count;
@@ -136,29 +151,43 @@ void Transformer::set_logits_chunk(int64_t rows) {
   logits_chunk_ = rows;
 }
 
+void Transformer::set_fused_attention(bool on) {
+  SY_CHECK(batch_ == 0, "set_fused_attention() after allocate()");
+  fused_attention_ = on;
+  for (auto& b : blocks_) b->set_fused_attention(on);
+}
+
 Tensor Transformer::logits() const {
   SY_CHECK(logits_chunk_ == 0, "the logits of every row do not exist with a logits chunk");
   return logits_;
+}
+
+// logits = h · headᵀ:  dhead += dlogitsᵀ · h;  dh = dlogits · head
+void Transformer::classifier_backward_rows(Tensor logits, int64_t r, int64_t n, double grad_scale) {
+  const int64_t C = cfg_.d_model, V = cfg_.vocab_size;
+  const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
+  loss_.backward_rows(logits, r, grad_scale);  // logits now hold dlogits
+  const Tensor h = norm_f_.out.view({n, C}, r * C);
+  ops_.gemm(true, false, V, C, n, 1.0, logits, h, 1.0, params_.grad(head));
+  ops_.gemm(false, false, n, C, V, 1.0, logits, params_.value(head), 0.0, scratch_.dln.view({n, C}, r * C));
 }
 
 void Transformer::backward(double grad_scale) {
   const int64_t N = batch_ * seq_, C = cfg_.d_model, V = cfg_.vocab_size;
   const ParamId head = head_ >= 0 ? head_ : embed_.token_table();
   Tensor dh = scratch_.dln.view({N, C});
-  if (logits_chunk_ == 0) {
-    loss_.backward(logits_, grad_scale);  // logits_ now holds dlogits
-    // logits = h · headᵀ:  dhead += dlogitsᵀ · h;  dh = dlogits · head
-    ops_.gemm(true, false, V, C, N, 1.0, logits_, norm_f_.out, 1.0, params_.grad(head));
-    ops_.gemm(false, false, N, C, V, 1.0, logits_, params_.value(head), 0.0, dh);
+  if (head_grads_done_) {  // forward(…, grad_scale) did it
+    SY_CHECK(grad_scale == head_grad_scale_, "backward({}) after forward(…, {}): the classifier's gradient "
+             "was scaled by the forward's", grad_scale, head_grad_scale_);
+    head_grads_done_ = false;
+  } else if (logits_chunk_ == 0) {
+    classifier_backward_rows(logits_, 0, N, grad_scale);
   } else {
-    for (int64_t r = 0; r < N; r += logits_chunk_) {  // the same, a chunk of rows at a time
+    for (int64_t r = 0; r < N; r += logits_chunk_) {  // a chunk of rows at a time, logits recomputed
       const int64_t n = std::min(logits_chunk_, N - r);
-      const Tensor h = norm_f_.out.view({n, C}, r * C);
-      Tensor dlogits = logits_.view({n, V});
-      ops_.gemm(false, true, n, V, C, 1.0, h, params_.value(head), 0.0, dlogits);
-      loss_.backward_rows(dlogits, r, grad_scale);
-      ops_.gemm(true, false, V, C, n, 1.0, dlogits, h, 1.0, params_.grad(head));
-      ops_.gemm(false, false, n, C, V, 1.0, dlogits, params_.value(head), 0.0, dh.view({n, C}, r * C));
+      Tensor logits = logits_.view({n, V});
+      ops_.gemm(false, true, n, V, C, 1.0, norm_f_.out.view({n, C}, r * C), params_.value(head), 0.0, logits);
+      classifier_backward_rows(logits, r, n, grad_scale);
     }
   }
   ready(block_end_.empty() ? blocks_first_ : block_end_.back(), params_.size());  // untied head

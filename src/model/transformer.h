@@ -29,6 +29,12 @@ class Transformer {
 
   // ids, targets: host i32 [B, T] (target < 0: no loss at that position).
   LossSums forward(const int32_t* ids, const int32_t* targets);
+  // Training: the same, and with a logits chunk the classifier's gradients (of
+  // grad_scale·Σ loss, into the head's gradient and the final norm's output) are
+  // computed here, each chunk while its logits are at hand, so backward(grad_scale)
+  // skips the classifier instead of recomputing every chunk's logits (one GEMM of
+  // tokens × vocab × width fewer). The same bits as forward() then backward().
+  LossSums forward(const int32_t* ids, const int32_t* targets, double grad_scale);
   // Accumulates gradients of grad_scale·Σ loss into params().grads().
   void backward(double grad_scale);
   // Called by backward() with each range [first, end) of parameters whose gradients
@@ -56,6 +62,9 @@ class Transformer {
   // pass recomputes each chunk's logits (one more GEMM of the classifier). Before
   // allocate().
   void set_logits_chunk(int64_t rows);
+  // Fused attention in every block (config attention_kernel: fused): no [T, T]
+  // probabilities in memory. Before allocate().
+  void set_fused_attention(bool on);
   size_t activation_bytes() const { return arena_.bytes(); }
 
  private:
@@ -71,6 +80,9 @@ class Transformer {
   CrossEntropyLoss loss_;
   Arena arena_;
   BackwardScratch scratch_;
+  bool fused_attention_ = false;
+  bool head_grads_done_ = false;  // forward(…, grad_scale) did the classifier's backward
+  double head_grad_scale_ = 0;    // with this scale
   Tensor ids_, targets_;  // i32 [B, T]
   Tensor logits_;         // [B·T, V] or [chunk, V]; holds ∂L/∂logits after backward starts
   int64_t logits_chunk_ = 0;  // rows of logits_ when chunked (0: all)
@@ -86,6 +98,10 @@ class Transformer {
   void ready(ParamId first, ParamId end) {
     if (grads_ready_ && end > first) grads_ready_(first, end);
   }
+  LossSums forward_impl(const int32_t* ids, const int32_t* targets, const double* grad_scale);
+  // The classifier's backward for rows [r, r + n) of the N, from their logits
+  // [n, V] (overwritten by their gradient): dhead += dlogitsᵀ·h, dh = dlogits·head.
+  void classifier_backward_rows(Tensor logits, int64_t r, int64_t n, double grad_scale);
 };
 
 }  // namespace sy

@@ -143,6 +143,50 @@ void bench_dense_same_flops(benchmark::State& state, const Config& cfg, int64_t 
   state.counters["hidden"] = static_cast<double>(hidden);
 }
 
+// One attention core (forward + backward) at the training shape, reference
+// (batched products over the [T, T] probabilities) or fused. FLOPs as flash-attention
+// papers count them: 4·B·NH·T²·D forward (q·kᵀ and p·v), 2.5× that backward, half of
+// it all when causal (masked tiles are not work).
+void bench_attention(benchmark::State& state, const Config& cfg, bool fused) {
+  auto ops = make_ops(cfg.backend);
+  ops->set_threads(static_cast<int>(cfg.threads));
+  ops->set_bf16_operands(cfg.precision == Precision::bf16);
+  const int64_t B = cfg.train.batch_size, T = cfg.train.seq_len, NH = cfg.model.n_heads,
+                C = cfg.model.d_model, D = C / NH;
+  const bool causal = cfg.model.arch == Arch::decoder;
+  Arena arena(*ops);
+  Tensor qkv = arena.make(DType::f32, {B, T, 3 * C}), out = arena.make(DType::f32, {B, T, C}),
+         dout = arena.make(DType::f32, {B, T, C}), dqkv = arena.make(DType::f32, {B, T, 3 * C});
+  std::vector<float> xs(static_cast<size_t>(B * T * 3 * C));
+  const RngStream r{cfg.seed, 2};
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(r.normal(i));
+  ops->from_host(qkv, xs.data());
+  ops->fill(dout, 0.01);
+  Tensor lse, delta;
+  AttentionCache c;
+  if (fused) {
+    lse = arena.make(DType::f32, {B, NH, T});
+    delta = arena.make(DType::f32, {B, NH, T});
+  } else {
+    for (Tensor* t : {&c.q, &c.k, &c.v, &c.out_heads, &c.dq, &c.dk, &c.dv}) *t = arena.make(DType::f32, {B, NH, T, D});
+    c.probs = arena.make(DType::f32, {B, NH, T, T});
+    c.dprobs = arena.make(DType::f32, {B, NH, T, T});
+  }
+  for (auto _ : state) {
+    if (fused) {
+      ops->attention_fused_forward(out, lse, qkv, NH, causal);
+      ops->attention_fused_backward(dqkv, delta, dout, qkv, out, lse, NH, causal);
+    } else {
+      ops->attention_forward(out, c, qkv, NH, causal);
+      ops->attention_backward(dqkv, c, dout, NH, causal);
+    }
+    ops->synchronize();
+  }
+  const double flops = 3.5 * 4.0 * double(B * NH) * double(T) * double(T) * double(D) * (causal ? 0.5 : 1.0);
+  state.counters["TFLOP/s"] = benchmark::Counter(flops * 1e-12, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GiB"] = static_cast<double>(ops->peak_bytes()) / (1ull << 30);
+}
+
 // Where the step's time goes: a few more steps with every phase scope
 // synchronising the device (slightly slower than the timed steps above, so the
 // shares are reported, with the profiled step's own time).
@@ -249,6 +293,11 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
       ->Unit(benchmark::kMillisecond)->MinTime(1.0);
   benchmark::RegisterBenchmark("train_step", bench_train_step, std::ref(trainer))
       ->Unit(benchmark::kMillisecond)->MinTime(3.0);
+  if (cfg.model.d_model / cfg.model.n_heads <= kFusedAttentionMaxHeadDim)
+    benchmark::RegisterBenchmark("attention/fused", bench_attention, cfg, true)
+        ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
+  benchmark::RegisterBenchmark("attention/reference", bench_attention, cfg, false)
+      ->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();
   std::unique_ptr<MoeLayerBench> moe_bench;
   if (cfg.moe.enabled()) {
     moe_bench = std::make_unique<MoeLayerBench>(cfg);
@@ -288,9 +337,18 @@ int run_bench(const Config& cfg, const std::vector<std::string>& benchmark_args)
                cfg.backend == Device::cuda ? "GPU" : "host", reporter.results["train_step"]["peak_GiB"],
                cfg.backend == Device::cuda ? "not the CUDA context or cuBLAS / NCCL workspaces" : "not the program");
   if (cfg.backend == Device::cuda && step > 0)
-    fmt::print("summary: MFU {:.1f}% of {:.0f} TFLOP/s (H100 SXM dense bf16 peak; this build "
-               "computes in fp32, so the fp32 rate bounds it far lower)\n",
-               100.0 * step * 1e-3 / kPeakTflops, kPeakTflops);
+    fmt::print("summary: MFU {:.1f}% of {:.0f} TFLOP/s (H100 SXM dense bf16 peak){}\n",
+               100.0 * step * 1e-3 / kPeakTflops, kPeakTflops,
+               cfg.precision == Precision::bf16 ? "" : "; precision fp32 runs no tensor cores, so its rate bounds it far lower");
+  const double fused_tf = reporter.results["attention/fused"]["TFLOP/s"];
+  const double ref_tf = reporter.results["attention/reference"]["TFLOP/s"];
+  if (fused_tf > 0 && ref_tf > 0)
+    fmt::print("summary: attention forward + backward ({} × {} heads × {} positions, head dim {}{}): fused "
+               "{:.2f} TFLOP/s in {:.2f} ms, {:.2f} GiB; reference {:.2f} TFLOP/s in {:.2f} ms, {:.2f} GiB\n",
+               cfg.train.batch_size, cfg.model.n_heads, cfg.train.seq_len, cfg.model.d_model / cfg.model.n_heads,
+               cfg.model.arch == Arch::decoder ? ", causal" : "", fused_tf, reporter.results["attention/fused"]["ms"],
+               reporter.results["attention/fused"]["GiB"], ref_tf, reporter.results["attention/reference"]["ms"],
+               reporter.results["attention/reference"]["GiB"]);
   const double moe_ms = reporter.results["moe_layer"]["ms"];
   const double dense_ms = reporter.results["dense_glu_same_expert_flops"]["ms"];
   if (moe_ms > 0 && dense_ms > 0)

@@ -32,7 +32,10 @@ MemoryNeed estimate_memory(const Config& cfg, int expert_parallel) {
                                                                     : R(1);
   for (int64_t l = 0; l < m.n_layers; ++l) {
     params += 2 * norm + 4 * C * C;  // norms, qkv, output projection
-    activations += tokens * (16 * C + 3 * NH * T);  // residual, qkv, heads, probabilities (+ grads)
+    if (cfg.attention_kernel == AttentionKernel::fused)
+      activations += tokens * (12 * C + 2 * NH);  // residual, qkv (+ grads), log-sum-exps
+    else
+      activations += tokens * (16 * C + 3 * NH * T);  // residual, qkv, heads, probabilities (+ grads)
     if (moe.is_moe_block(l)) {
       params += E * C * (moe.router == RouterKind::noisy_topk ? 2 : 1) + local_E * expert_mats * C * He;
       activations += tokens * slots_per_token * std::max<R>(1, moe.capacity_factor) * (6 * He + 6 * C);

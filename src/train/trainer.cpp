@@ -74,6 +74,7 @@ Trainer::Trainer(const Config& cfg, Ops& ops, const std::string& eval_split)
   model_ = std::make_unique<Transformer>(ops, cfg.model, cfg.train.label_smoothing, DType::f32,
                                          moe_ ? moe_->factory() : FfnFactory{});
   model_->set_logits_chunk(cfg.train.logits_chunk_rows);
+  model_->set_fused_attention(cfg.attention_kernel == AttentionKernel::fused);
   model_->allocate(cfg.train.batch_size, cfg.train.seq_len);
   model_->init_params(cfg.seed);
   ParamStore& ps = model_->params();
@@ -199,7 +200,8 @@ StepStats Trainer::train_step(int64_t step) {
   for (int64_t m = 0; m < accum; ++m) {
     const Batch& b = micro_[m];
     set_route_context(step, true, b.first_row);
-    const LossSums l = model_->forward(b.ids.data(), b.targets.data());
+    const double grad_scale = count[0] > 0 ? 1.0 / count[0] : 0.0;
+    const LossSums l = model_->forward(b.ids.data(), b.targets.data(), grad_scale);
     sums[0] += l.loss;
     sums[1] += l.nll;
     if (moe_) sums[2] += moe_->aux_loss();
@@ -207,7 +209,7 @@ StepStats Trainer::train_step(int64_t step) {
     // gradients are final (the earlier ones only accumulate).
     sync_in_backward_ = m + 1 == accum;
     if (sync_in_backward_) grad_sync_->begin();
-    model_->backward(count[0] > 0 ? 1.0 / count[0] : 0.0);
+    model_->backward(grad_scale);
     sync_in_backward_ = false;
     if (moe_)
       for (const MoeLayer* l : moe_->layers()) {
@@ -308,8 +310,9 @@ void Trainer::save_eval_batches(const std::string& path, int64_t n, bool gradien
     ps.zero_grads();
     set_route_context(0, true, 0);
     if (moe_) moe_->runtime().aux_grad_scale = 1.0;
-    model_->forward(b.ids.data(), b.targets.data());
-    model_->backward(count > 0 ? 1.0 / static_cast<double>(count) : 0.0);
+    const double grad_scale = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
+    model_->forward(b.ids.data(), b.targets.data(), grad_scale);
+    model_->backward(grad_scale);
     grads.resize(static_cast<size_t>(ps.numel()));
     ops_.to_host(grads.data(), ps.grads());
     for (ParamId i = 0; i < ps.size(); ++i) {
@@ -648,11 +651,12 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   open_metrics(first_step);
 
   const ParamStore& ps = model_->params();
-  log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}{}",
+  log_info("switchyard: {} {} · {} parameters · {:.1f} MB activations · backend {}{}{}",
            cfg_.model.arch == Arch::decoder ? "decoder" : "encoder",
            fmt::format("{}L×{}d×{}h", cfg_.model.n_layers, cfg_.model.d_model, cfg_.model.n_heads),
            ps.numel(), model_->activation_bytes() / 1e6, ops_.name(),
-           cfg_.precision == Precision::bf16 ? " · precision bf16 (bf16 operands, fp32 accumulation)" : "");
+           cfg_.precision == Precision::bf16 ? " · precision bf16 (bf16 operands, fp32 accumulation)" : "",
+           cfg_.attention_kernel == AttentionKernel::fused ? " · fused attention" : "");
   log_info("data: {}: {} training tokens ({} windows), {} in the {} split{}", data_.name,
            data_.train->size(), train_data_->windows(), data_.eval->size(), data_.eval_split,
            data_.entropy_bits >= 0

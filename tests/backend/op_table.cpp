@@ -173,6 +173,8 @@ void gemm_cases(std::vector<OpCase>& cs) {
       c.reference = [=](Host& h) { ref::gemm(ta, tb, M, N, K, 0.7, h["A"].f, h["B"].f, 0.3, h["C"].f); };
       c.f32 = {2e-4, 2e-5};
       c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(K))};
+      c.bf16 = true;  // exact products, fp32 sums in another order
+      c.bf16_device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(K))};
       cs.push_back(c);
     }
   for (int64_t batch : {1, 3, 9}) {
@@ -197,6 +199,8 @@ void gemm_cases(std::vector<OpCase>& cs) {
     };
     c.f32 = {2e-4, 2e-5};
     c.device = {1e-5, 1e-5 * std::sqrt(3.0)};
+    c.bf16 = true;
+    c.bf16_device = c.device;
     cs.push_back(c);
   }
   // K = 0: C = beta·C, and beta = 0 writes zeros even over NaN, as BLAS: exactly.
@@ -462,6 +466,10 @@ void attention_cases(std::vector<OpCase>& cs) {
       c.reference = [=](Host& h) { h["out"].f = ref::attention(h["qkv"].f, B, T, C, NH, causal); };
       c.f32 = {2e-4, 2e-5};
       c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(T))};
+      // The probabilities are rounded to bf16 before P·V: a last-bit difference in
+      // one can move it to the neighbouring bf16 value (2⁻⁸ relative on that term).
+      c.bf16 = true;
+      c.bf16_device = {4e-3, 4e-3};
       cs.push_back(c);
     }
     const int64_t B = 2, T = 5, C = 6, NH = 3;
@@ -484,7 +492,61 @@ void attention_cases(std::vector<OpCase>& cs) {
     c.grads = {{"qkv", "dqkv"}};
     c.f64 = {1e-6, 1e-8};
     c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(T))};
+    c.bf16 = true;
+    c.bf16_device = {1e-2, 1e-2};  // as the forward, and the score gradients rounded again
     cs.push_back(c);
+  }
+}
+
+// Fused attention: the function of the naive reference, and each row's log-sum-exp;
+// T = 1, T across tiles of 32 keys (33, 70), head dims 2, 64 and 128, causal and not.
+// Its backward against finite differences across a tile boundary (T = 35), and at
+// head dims 64 and 128 against the CPU on a device.
+void attention_fused_cases(std::vector<OpCase>& cs) {
+  for (bool causal : {true, false}) {
+    const std::string k = causal ? "causal" : "bidirectional";
+    for (auto [B, T, C, NH] : {std::array<int64_t, 4>{1, 1, 64, 1}, {2, 5, 6, 3}, {2, 33, 128, 2}, {1, 70, 256, 2}}) {
+      OpCase c;
+      c.name = "attention_fused_" + k + "_forward_" + dims({B, T, C, NH});
+      c.make = [=] {
+        return Host{{"qkv", rnd({B, T, 3 * C}, 21)}, {"out", zeros({B, T, C})}, {"lse", zeros({B, NH, T})}};
+      };
+      c.run = [=](Ops& ops, Bound& b) { ops.attention_fused_forward(b["out"], b["lse"], b["qkv"], NH, causal); };
+      c.outputs = {"out", "lse"};
+      c.reference = [=](Host& h) { h["out"].f = ref::attention(h["qkv"].f, B, T, C, NH, causal, &h["lse"].f); };
+      c.f32 = {2e-4, 2e-5};
+      c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(T))};
+      // Both round the same running probabilities to bf16, but a last-bit difference
+      // in one (sums in another order) can move it to the neighbouring bf16 value:
+      // 2⁻⁸ relative on that term.
+      c.bf16 = true;
+      c.bf16_device = {4e-3, 4e-3};
+      cs.push_back(c);
+    }
+    for (auto [B, T, C, NH, device_only] : {std::array<int64_t, 5>{2, 5, 6, 3, 0}, {1, 35, 8, 2, 0},
+                                            {2, 70, 128, 2, 1}, {1, 40, 256, 2, 1}}) {
+      OpCase c;
+      c.name = "attention_fused_" + k + "_backward_" + dims({B, T, C, NH});
+      c.make = [=] {
+        return Host{{"qkv", rnd({B, T, 3 * C}, 23)}, {"out", zeros({B, T, C})}, {"lse", zeros({B, NH, T})},
+                    {"dout", rnd({B, T, C}, 24)}, {"dqkv", zeros({B, T, 3 * C})},
+                    {"delta", zeros({B, NH, T})}};
+      };
+      c.run = [=](Ops& ops, Bound& b) {
+        ops.attention_fused_forward(b["out"], b["lse"], b["qkv"], NH, causal);
+        ops.attention_fused_backward(b["dqkv"], b["delta"], b["dout"], b["qkv"], b["out"], b["lse"], NH, causal);
+      };
+      c.outputs = {"dqkv"};
+      c.forward = [=](const Host& h) { return ref::attention(h.at("qkv").f, B, T, C, NH, causal); };
+      c.dout = "dout";
+      c.grads = {{"qkv", "dqkv"}};
+      c.f64 = {1e-6, 1e-8};
+      c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(T))};
+      c.device_only = device_only != 0;
+      c.bf16 = true;
+      c.bf16_device = {1e-2, 1e-2};  // as the forward, and ds = p·(dp − δ) rounded again
+      cs.push_back(c);
+    }
   }
 }
 
@@ -527,6 +589,8 @@ void attention_decode_cases(std::vector<OpCase>& cs) {
     };
     c.f32 = {2e-5, 2e-6};
     c.device = {1e-5, 1e-5 * std::sqrt(static_cast<double>(P + 1))};
+    c.bf16 = true;  // rounded probabilities, as the full pass (see attention forward)
+    c.bf16_device = {4e-3, 4e-3};
     cs.push_back(c);
   }
 }
@@ -776,6 +840,7 @@ const std::vector<OpCase>& op_cases() {
     softmax_cases(cs);
     attention_cases(cs);
     attention_decode_cases(cs);
+    attention_fused_cases(cs);
     loss_cases(cs);
     dispatch_cases(cs);
     elementwise_cases(cs);

@@ -7,7 +7,8 @@
 //   finite differences   backward ops in f64 against central differences of the
 //                        naive forward: L = Σ dout ⊙ forward(inputs)
 //   device               every other backend (CUDA) in f32 against the CPU in f32,
-//                        and the same bits when run twice
+//                        and the same bits when run twice; and, for the cases that
+//                        set `bf16`, both with bf16 operands
 // Adding an op means adding its cases here.
 #include <cstdint>
 #include <functional>
@@ -56,6 +57,11 @@ struct OpCase {
   Tol f32{2e-5, 2e-6};    // CPU f32 vs reference
   Tol device{1e-5, 1e-6};  // another backend (f32) vs the CPU (f32)
   bool device_only = false;  // too large for the naive reference: device parity only
+  // bf16 operands (Ops::set_bf16_operands): the CUDA op against the CPU op in the
+  // same mode, where the case sets it (products of bf16 operands are exact in fp32,
+  // so only the order of fp32 sums differs, until a sum is rounded to bf16 again).
+  bool bf16 = false;
+  Tol bf16_device{0, 0};
 };
 
 const std::vector<OpCase>& op_cases();

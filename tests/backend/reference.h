@@ -56,9 +56,12 @@ inline Vec softmax(const Vec& x, int64_t rows, int64_t cols) {
 }
 
 // qkv [B,T,3C] → out [B,T,C], one head at a time, straight from the definition.
-inline Vec attention(const Vec& qkv, int64_t B, int64_t T, int64_t C, int64_t NH, bool causal) {
+// lse (optional): [B, NH, T] each row's log Σ_j exp(s_j) over its unmasked scores.
+inline Vec attention(const Vec& qkv, int64_t B, int64_t T, int64_t C, int64_t NH, bool causal,
+                     Vec* lse = nullptr) {
   const int64_t D = C / NH;
   Vec out(static_cast<size_t>(B * T * C), 0.0);
+  if (lse) lse->assign(static_cast<size_t>(B * NH * T), 0.0);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < NH; ++h)
       for (int64_t i = 0; i < T; ++i) {
@@ -74,6 +77,7 @@ inline Vec attention(const Vec& qkv, int64_t B, int64_t T, int64_t C, int64_t NH
         }
         double z = 0;
         for (int64_t j = 0; j < T; ++j) z += std::isinf(s[j]) ? 0 : std::exp(s[j] - mx);
+        if (lse) (*lse)[static_cast<size_t>((b * NH + h) * T + i)] = mx + std::log(z);
         for (int64_t j = 0; j < T; ++j) {
           if (std::isinf(s[j])) continue;
           const double p = std::exp(s[j] - mx) / z;

@@ -4,6 +4,7 @@
 //                                the naive forward
 //   OpDevice.<case>              (CUDA builds) the GPU in f32 against the CPU in f32,
 //                                and the same bits twice; "skipped: no GPU" without one
+//   OpDeviceBf16.<case>          (CUDA builds) the same with bf16 operands on both
 // The tolerances stand beside each case in the table.
 #include <gtest/gtest.h>
 
@@ -93,6 +94,28 @@ TEST_P(OpDevice, CudaMatchesTheCpuAndRepeatsItsBits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, OpDevice, ::testing::ValuesIn(cases_where([](const OpCase&) { return true; })),
+                         case_name);
+
+// bf16 operands on both backends: the CUDA op (tensor cores, or its kernels'
+// rounding) against the CPU's bf16 reference, within the case's bf16 tolerance.
+class OpDeviceBf16 : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(OpDeviceBf16, CudaMatchesTheCpuInBf16AndRepeatsItsBits) {
+  SY_REQUIRE_GPUS(1);
+  const OpCase& c = op_cases()[GetParam()];
+  const Host inputs = c.make();
+  auto cpu = make_cpu_ops();
+  auto gpu = make_cuda_ops();
+  cpu->set_bf16_operands(true);
+  gpu->set_bf16_operands(true);
+  const Host want = run_case(*cpu, DType::f32, c, inputs);
+  const Host got = run_case(*gpu, DType::f32, c, inputs);
+  expect_outputs(c, got, want, c.bf16_device, "cuda vs cpu, bf16 operands");
+  const Host again = run_case(*gpu, DType::f32, c, inputs);
+  expect_outputs(c, again, got, {0, 0}, "cuda twice, bf16 operands");
+}
+
+INSTANTIATE_TEST_SUITE_P(Ops, OpDeviceBf16, ::testing::ValuesIn(cases_where([](const OpCase& c) { return c.bf16; })),
                          case_name);
 #endif
 

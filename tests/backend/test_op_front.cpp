@@ -73,6 +73,13 @@ class RecordingOps final : public Ops {
   void attention_decode_impl(Tensor, const Tensor&, Tensor, Tensor, Tensor, int64_t, int64_t) override {
     calls.push_back("attention_decode");
   }
+  void attention_fused_forward_impl(Tensor, Tensor, const Tensor&, int64_t, bool) override {
+    calls.push_back("attention_fused_forward");
+  }
+  void attention_fused_backward_impl(Tensor, Tensor, const Tensor&, const Tensor&, const Tensor&,
+                                     const Tensor&, int64_t, bool) override {
+    calls.push_back("attention_fused_backward");
+  }
   void cross_entropy_forward_impl(Tensor, Tensor, Tensor, const Tensor&, const Tensor&,
                                   double) override {
     calls.push_back("cross_entropy_forward");
@@ -193,6 +200,33 @@ TEST_F(OpFront, AttentionBackwardChecksTheGradientScratch) {
                                       as_tensor(dout, {B, T, C}), 3, true),
                "not divisible by 3 heads");
   EXPECT_EQ(ops.calls.size(), 1u);
+}
+
+// Fused attention: lse and delta are one value per (batch, head, row), and head
+// dims above the kernel's limit are refused, naming the way out.
+TEST_F(OpFront, FusedAttentionChecksItsShapesAndHeadDim) {
+  const int64_t B = 1, T = 3, NH = 2, D = 2, C = NH * D;
+  auto qkv = f(B * T * 3 * C), out = f(B * T * C), lse = f(B * NH * T), dqkv = f(B * T * 3 * C);
+  auto dout = f(B * T * C), delta = f(B * NH * T);
+  ops.attention_fused_forward(as_tensor(out, {B, T, C}), as_tensor(lse, {B, NH, T}),
+                              as_tensor(qkv, {B, T, 3 * C}), NH, true);
+  ops.attention_fused_backward(as_tensor(dqkv, {B, T, 3 * C}), as_tensor(delta, {B, NH, T}),
+                               as_tensor(dout, {B, T, C}), as_tensor(qkv, {B, T, 3 * C}),
+                               as_tensor(out, {B, T, C}), as_tensor(lse, {B, NH, T}), NH, true);
+  EXPECT_EQ(ops.calls, (std::vector<std::string>{"attention_fused_forward", "attention_fused_backward"}));
+  EXPECT_DEATH(ops.attention_fused_forward(as_tensor(out, {B, T, C}), as_tensor(lse, {B, NH, T - 1}),
+                                           as_tensor(qkv, {B, T, 3 * C}), NH, true),
+               "attention_fused lse");
+  EXPECT_DEATH(ops.attention_fused_backward(as_tensor(dqkv, {B, T, 3 * C}), as_tensor(delta, {B, T}),
+                                            as_tensor(dout, {B, T, C}), as_tensor(qkv, {B, T, 3 * C}),
+                                            as_tensor(out, {B, T, C}), as_tensor(lse, {B, NH, T}), NH, true),
+               "attention_fused delta");
+  const int64_t Cw = 2 * (kFusedAttentionMaxHeadDim + 1);
+  auto wide = f(3 * Cw), wide_out = f(Cw), wide_lse = f(2);
+  EXPECT_DEATH(ops.attention_fused_forward(as_tensor(wide_out, {1, 1, Cw}), as_tensor(wide_lse, {1, 2, 1}),
+                                           as_tensor(wide, {1, 1, 3 * Cw}), 2, true),
+               "head dim 129 is above the fused kernel's 128; use attention_kernel: reference");
+  EXPECT_EQ(ops.calls.size(), 2u);
 }
 
 // Decoding: the position must lie inside the cache, the caches match qkv, the

@@ -18,6 +18,7 @@ struct Variant {
   bool tied;
   double smoothing;
   int64_t logits_chunk = 0;  // train.logits_chunk_rows
+  bool fused_attention = false;  // attention_kernel: fused
 };
 
 class ModelGradCheck : public ::testing::TestWithParam<Variant> {};
@@ -33,6 +34,7 @@ TEST_P(ModelGradCheck, EveryParameterMatchesFiniteDifferences) {
   const int64_t B = 2, T = 5;
   Transformer model(*ops, cfg, v.smoothing, DType::f64);
   model.set_logits_chunk(v.logits_chunk);
+  model.set_fused_attention(v.fused_attention);
   model.allocate(B, T);
   model.init_params(7);
   auto ids = test::random_tokens(B * T, cfg.vocab_size, 1);
@@ -82,12 +84,18 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"decoder_untied_smoothed_logits_chunk3", Arch::decoder, NormKind::layernorm, PosKind::learned,
                 Activation::gelu, false, 0.1, 3},
         Variant{"encoder_tied_logits_chunk3", Arch::encoder, NormKind::rmsnorm, PosKind::learned,
-                Activation::silu, true, 0.1, 3}),
+                Activation::silu, true, 0.1, 3},
+        // Fused attention (tiles, online softmax, probabilities recomputed in the backward).
+        Variant{"decoder_fused_attention", Arch::decoder, NormKind::layernorm, PosKind::learned,
+                Activation::gelu, false, 0.1, 0, true},
+        Variant{"encoder_fused_attention", Arch::encoder, NormKind::rmsnorm, PosKind::sinusoidal,
+                Activation::silu, true, 0.0, 0, true}),
     [](const auto& info) { return std::string(info.param.name); });
 
 // A chunked classifier computes the same function: loss and every gradient equal
 // the whole-logits path to rounding (f32), for chunks that do and do not divide
-// the rows, and its logits buffer holds only a chunk.
+// the rows, with the classifier's gradient in the forward pass or recomputed in
+// the backward pass (the same bits), and its logits buffer holds only a chunk.
 TEST(Model, LogitsChunksGiveTheSameLossAndGradients) {
   auto ops = make_ops(Device::cpu);
   ModelConfig cfg = test::model_of(Arch::decoder, 97, 16, 2, 2, 24, 16);
@@ -96,14 +104,17 @@ TEST(Model, LogitsChunksGiveTheSameLossAndGradients) {
   auto ids = test::random_tokens(N, cfg.vocab_size, 5);
   auto targets = test::random_tokens(N, cfg.vocab_size, 6);
   targets[7] = targets[20] = -1;
-  auto run = [&](int64_t chunk, size_t* bytes) {
+  const double scale = 1.0 / 46;  // the targets
+  auto run = [&](int64_t chunk, size_t* bytes, bool grads_in_forward = false) {
     Transformer m(*ops, cfg, 0.1, DType::f32);
     m.set_logits_chunk(chunk);
     m.allocate(B, T);
     m.init_params(11);
     m.params().zero_grads();
-    const LossSums s = m.forward(ids.data(), targets.data());
-    m.backward(1.0 / static_cast<double>(s.count));
+    const LossSums s = grads_in_forward ? m.forward(ids.data(), targets.data(), scale)
+                                        : m.forward(ids.data(), targets.data());
+    EXPECT_EQ(s.count, 46);
+    m.backward(scale);
     std::vector<float> g(static_cast<size_t>(m.params().numel()));
     ops->to_host(g.data(), m.params().grads());
     if (bytes) *bytes = m.activation_bytes();
@@ -120,9 +131,53 @@ TEST(Model, LogitsChunksGiveTheSameLossAndGradients) {
     for (size_t i = 0; i < g.size(); ++i) scale = std::max(scale, double(std::abs(g0[i])));
     for (size_t i = 0; i < g.size(); ++i) worst = std::max(worst, std::abs(double(g[i]) - g0[i]) / scale);
     EXPECT_LT(worst, 1e-5) << "chunk " << chunk;
+    // The classifier's gradient computed in the forward pass, from the same
+    // logits: the same bits as recomputing them in backward.
+    const auto [s2, g2] = run(chunk, nullptr, true);
+    EXPECT_EQ(s2.loss, s.loss) << "chunk " << chunk;
+    EXPECT_EQ(g2, g) << "chunk " << chunk;
   }
   // [48, 97] logits become [7, 97]: 41 rows × 97 × 4 bytes fewer (to the arena's alignment).
   EXPECT_NEAR(double(whole_bytes) - double(chunk_bytes), double((N - 7) * cfg.vocab_size * 4), 128.0);  // alignment
+}
+
+// Fused attention computes the same function: loss and every gradient equal the
+// reference attention's to rounding (f32), over sequences that span two key tiles
+// (T = 40 > kFusedAttentionTile), decoder and encoder; and its activations lack
+// the [B, NH, T, T] probabilities (and their gradient).
+TEST(Model, FusedAttentionGivesTheSameLossAndGradients) {
+  auto ops = make_ops(Device::cpu);
+  for (Arch arch : {Arch::decoder, Arch::encoder}) {
+    ModelConfig cfg = test::model_of(arch, 61, 16, 2, 2, 24, 40);
+    const int64_t B = 2, T = 40, N = B * T;
+    auto ids = test::random_tokens(N, cfg.vocab_size, 8);
+    auto targets = test::random_tokens(N, cfg.vocab_size, 9);
+    auto run = [&](bool fused, size_t* bytes) {
+      Transformer m(*ops, cfg, 0.1, DType::f32);
+      m.set_fused_attention(fused);
+      m.allocate(B, T);
+      m.init_params(13);
+      m.params().zero_grads();
+      const LossSums s = m.forward(ids.data(), targets.data());
+      m.backward(1.0 / static_cast<double>(s.count));
+      std::vector<float> g(static_cast<size_t>(m.params().numel()));
+      ops->to_host(g.data(), m.params().grads());
+      *bytes = m.activation_bytes();
+      return std::make_pair(s, g);
+    };
+    size_t ref_bytes = 0, fused_bytes = 0;
+    const auto [s0, g0] = run(false, &ref_bytes);
+    const auto [s1, g1] = run(true, &fused_bytes);
+    EXPECT_NEAR(s1.loss, s0.loss, 1e-6 * std::abs(s0.loss));
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < g0.size(); ++i) scale = std::max(scale, double(std::abs(g0[i])));
+    for (size_t i = 0; i < g0.size(); ++i) worst = std::max(worst, std::abs(double(g1[i]) - g0[i]) / scale);
+    EXPECT_LT(worst, 1e-5);
+    // Per layer: probabilities (and the shared dprobs) [B, NH, T, T] gone, q, k, v and
+    // heads copies gone; only a log-sum-exp per row added.
+    const double probs = double(B * cfg.n_heads * T * T) * 4;
+    EXPECT_GT(double(ref_bytes) - double(fused_bytes), probs * cfg.n_layers) << (arch == Arch::decoder ? "decoder" : "encoder");
+  }
 }
 
 TEST(Model, Float32ForwardAgreesWithFloat64) {

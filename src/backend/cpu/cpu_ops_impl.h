@@ -65,6 +65,11 @@ class CpuOps final : public Ops {
                              int64_t position, int64_t n_heads) override;
   void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                                int64_t n_heads, bool causal) override;
+  void attention_fused_forward_impl(Tensor out, Tensor lse, const Tensor& qkv, int64_t n_heads,
+                                    bool causal) override;
+  void attention_fused_backward_impl(Tensor dqkv, Tensor delta, const Tensor& dout,
+                                     const Tensor& qkv, const Tensor& out, const Tensor& lse,
+                                     int64_t n_heads, bool causal) override;
   void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
                                   const Tensor& targets, double smoothing) override;
   void cross_entropy_backward_impl(Tensor dlogits, const Tensor& logits, const Tensor& lse,

@@ -60,7 +60,8 @@ __global__ void softmax_rows_backward(float* dp, const float* p, int64_t Tn) {
 }
 
 // Decoding, one position `pos` (see Ops::attention_decode). Four plain kernels, each
-// an obvious loop: k and v into the caches; a score per (b, h, t ≤ pos); the row
+// an obvious loop (with bf16 operands, q, k, the normalised probabilities and v
+// rounded where the full pass's products round them, as the CPU's decode does): k and v into the caches; a score per (b, h, t ≤ pos); the row
 // softmax of each (b, h) over its pos + 1 scores; out[b, c] summed over t in order.
 __global__ void decode_write_kv(float* kc, float* vc, const float* qkv, int64_t B, int64_t L, int64_t C,
                                 int64_t pos) {
@@ -72,7 +73,7 @@ __global__ void decode_write_kv(float* kc, float* vc, const float* qkv, int64_t 
 }
 
 __global__ void decode_scores(float* scores, const float* qkv, const float* kc, int64_t B, int64_t L,
-                              int64_t NH, int64_t D, int64_t pos, float scale) {
+                              int64_t NH, int64_t D, int64_t pos, float scale, bool bf16) {
   const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int64_t n = pos + 1;
   if (o >= B * NH * n) return;
@@ -81,7 +82,7 @@ __global__ void decode_scores(float* scores, const float* qkv, const float* kc, 
   const float* q = qkv + b * 3 * C + h * D;
   const float* k = kc + (b * L + t) * C + h * D;
   float dot = 0.f;
-  for (int64_t d = 0; d < D; ++d) dot += q[d] * k[d];
+  for (int64_t d = 0; d < D; ++d) dot += cuda::operand(q[d], bf16) * cuda::operand(k[d], bf16);
   scores[(b * NH + h) * L + t] = dot * scale;
 }
 
@@ -92,14 +93,15 @@ __global__ void decode_softmax(float* scores, int64_t L, int64_t pos) {
 }
 
 __global__ void decode_weighted_sum(float* out, const float* scores, const float* vc, int64_t B,
-                                    int64_t L, int64_t NH, int64_t D, int64_t pos) {
+                                    int64_t L, int64_t NH, int64_t D, int64_t pos, bool bf16) {
   const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int64_t C = NH * D;
   if (o >= B * C) return;
   const int64_t b = o / C, c = o % C, h = c / D;
   const float* p = scores + (b * NH + h) * L;
   float acc = 0.f;
-  for (int64_t t = 0; t <= pos; ++t) acc += p[t] * vc[(b * L + t) * C + c];
+  for (int64_t t = 0; t <= pos; ++t)
+    acc += cuda::operand(p[t], bf16) * cuda::operand(vc[(b * L + t) * C + c], bf16);
   out[o] = acc;
 }
 
@@ -113,13 +115,15 @@ void CudaOps::attention_decode_impl(Tensor out, const Tensor& qkv, Tensor k_cach
   SY_CUDA_LAUNCHED();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
   decode_scores<<<cuda::blocks_for(B * n_heads * (position + 1)), cuda::kBlock, 0, stream_>>>(
-      scores.data<float>(), qkv.data<float>(), k_cache.data<float>(), B, L, n_heads, D, position, scale);
+      scores.data<float>(), qkv.data<float>(), k_cache.data<float>(), B, L, n_heads, D, position, scale,
+      bf16_operands());
   SY_CUDA_LAUNCHED();
   decode_softmax<<<static_cast<unsigned>(B * n_heads), cuda::kBlock, 0, stream_>>>(scores.data<float>(), L,
                                                                                     position);
   SY_CUDA_LAUNCHED();
   decode_weighted_sum<<<cuda::blocks_for(B * C), cuda::kBlock, 0, stream_>>>(
-      out.data<float>(), scores.data<float>(), v_cache.data<float>(), B, L, n_heads, D, position);
+      out.data<float>(), scores.data<float>(), v_cache.data<float>(), B, L, n_heads, D, position,
+      bf16_operands());
   SY_CUDA_LAUNCHED();
 }
 

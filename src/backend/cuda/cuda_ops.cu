@@ -1,6 +1,7 @@
 // The CUDA backend: device choice, memory, cuBLAS matrix products, elementwise
 // helpers, deterministic reductions and the Adam(W) step. The layer kernels live
 // beside this file, one per layer (cuda_norm.cu, cuda_attention.cu, ...).
+#include <cuda_bf16.h>
 #include <dlfcn.h>
 #include <unistd.h>
 
@@ -32,6 +33,12 @@ __global__ void add_f32(float* y, const float* x, int64_t n) {
 __global__ void scale_f32(float* x, int64_t n, float s) {
   const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (i < n) x[i] *= s;
+}
+
+// dst = src rounded to bf16 (nearest, ties to even: core/bf16.h's round_to_bf16).
+__global__ void round_bf16(__nv_bfloat16* dst, const float* src, int64_t n) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) dst[i] = __float2bfloat16_rn(src[i]);
 }
 
 // partials[block] = Σ over a grid-strided slice of x (or of x²), in double.
@@ -140,6 +147,7 @@ CudaOps::~CudaOps() {
   if (compute_stream() == stream_) set_compute_stream(nullptr);
   SY_CUDA(cudaStreamSynchronize(stream_));
   if (scratch_) SY_CUDA(cudaFree(scratch_));
+  if (operand_scratch_) SY_CUDA(cudaFree(operand_scratch_));
   SY_CUDA(cudaFree(partials_));
   SY_CUBLAS(cublasDestroy(cublas_));
   SY_CUDA(cudaStreamDestroy(stream_));
@@ -182,19 +190,24 @@ void CudaOps::deallocate(void* p) {
   SY_CUDA(cudaFree(p));
 }
 
-void* CudaOps::scratch(size_t bytes) {
-  if (bytes > scratch_bytes_) {
+// A kept device buffer grown to at least `bytes` (never shrunk; the stream drained
+// before the old one goes).
+void* CudaOps::grown(void*& buffer, size_t& have, size_t bytes) {
+  if (bytes > have) {
     SY_CUDA(cudaStreamSynchronize(stream_));
-    if (scratch_) {
-      note_freed(scratch_);
-      SY_CUDA(cudaFree(scratch_));
+    if (buffer) {
+      note_freed(buffer);
+      SY_CUDA(cudaFree(buffer));
     }
-    SY_CUDA(cudaMalloc(&scratch_, bytes));
-    note_allocated(scratch_, bytes);
-    scratch_bytes_ = bytes;
+    SY_CUDA(cudaMalloc(&buffer, bytes));
+    note_allocated(buffer, bytes);
+    have = bytes;
   }
-  return scratch_;
+  return buffer;
 }
+
+void* CudaOps::scratch(size_t bytes) { return grown(scratch_, scratch_bytes_, bytes); }
+void* CudaOps::operand_scratch(size_t bytes) { return grown(operand_scratch_, operand_scratch_bytes_, bytes); }
 
 const std::vector<int32_t>& CudaOps::indices_to_host(const Tensor& t) {
   host_indices_.resize(static_cast<size_t>(t.numel()));
@@ -243,6 +256,7 @@ void CudaOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, doubl
                         const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, double beta,
                         Tensor C, int64_t sc, int64_t batch) {
   const float a = static_cast<float>(alpha), b = static_cast<float>(beta);
+  if (bf16_operands()) return gemm_bf16(ta, tb, M, N, K, a, A, sa, B, sb, b, C, sc, batch);
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   const auto ld = [](int64_t v) { return static_cast<int>(v < 1 ? 1 : v); };
@@ -251,6 +265,34 @@ void CudaOps::gemm_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, doubl
                                       B.data<float>(), ld(tb ? K : N), sb, A.data<float>(),
                                       ld(ta ? M : K), sa, &b, C.data<float>(), ld(N), sc,
                                       static_cast<int>(batch)));
+}
+
+// bf16 operands: A's and B's elements that the batch reads (the last member ends
+// (batch−1)·stride + rows·cols in) rounded into one scratch buffer, then the same
+// row-major-as-column-major call as gemm_impl on tensor cores, accumulating in fp32
+// (CUBLAS_COMPUTE_32F with an fp32 C: every sum stays fp32, as the CPU's bf16
+// reference keeps it). The handle leaves pedantic math for the call, so that no
+// setting of it can keep cuBLAS off its tensor-core kernels.
+void CudaOps::gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                        const Tensor& A, int64_t sa, const Tensor& B, int64_t sb, float beta,
+                        Tensor C, int64_t sc, int64_t batch) {
+  const int64_t na = (batch - 1) * sa + M * K, nb = (batch - 1) * sb + K * N;
+  const int64_t nb_at = (na + 127) / 128 * 128;  // B's copy starts 256-byte aligned
+  auto* ops = static_cast<__nv_bfloat16*>(
+      operand_scratch(static_cast<size_t>(nb_at + nb) * sizeof(__nv_bfloat16)));
+  round_bf16<<<cuda::blocks_for(na), cuda::kBlock, 0, stream_>>>(ops, A.data<float>(), na);
+  SY_CUDA_LAUNCHED();
+  round_bf16<<<cuda::blocks_for(nb), cuda::kBlock, 0, stream_>>>(ops + nb_at, B.data<float>(), nb);
+  SY_CUDA_LAUNCHED();
+  const auto ld = [](int64_t v) { return static_cast<int>(v < 1 ? 1 : v); };
+  SY_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));
+  const cublasStatus_t st = cublasGemmStridedBatchedEx(
+      cublas_, tb ? CUBLAS_OP_T : CUBLAS_OP_N, ta ? CUBLAS_OP_T : CUBLAS_OP_N, static_cast<int>(N),
+      static_cast<int>(M), static_cast<int>(K), &alpha, ops + nb_at, CUDA_R_16BF, ld(tb ? K : N), sb,
+      ops, CUDA_R_16BF, ld(ta ? M : K), sa, &beta, C.data<float>(), CUDA_R_32F, ld(N), sc,
+      static_cast<int>(batch), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  SY_CUBLAS(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
+  SY_CUBLAS(st);
 }
 
 void CudaOps::add_impl(Tensor y, const Tensor& x) {

@@ -1,11 +1,13 @@
 #pragma once
 // The CudaOps class (private to the CUDA backend) and the helpers its kernels
-// share. Arguments arrive checked by the op front (ops.cpp). fp32 throughout: this is the parity mode of the CUDA issue; matrix products
-// go through cuBLAS with pedantic fp32 math (no TF32), so results match the CPU
-// backend to rounding. Every reduction has a fixed order (one block per row, a
+// share. Arguments arrive checked by the op front (ops.cpp). fp32 storage
+// throughout; matrix products go through cuBLAS with pedantic fp32 math (no TF32),
+// so results match the CPU backend to rounding, or, with bf16 operands, on tensor
+// cores from operands rounded as the CPU's bf16 mode rounds them. Every reduction has a fixed order (one block per row, a
 // fixed-shape tree inside the block, fixed grids for whole-tensor sums), so a step
 // is deterministic run to run.
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <vector>
@@ -42,6 +44,12 @@ constexpr int kBlock = 256;  // threads per block of every row-reduction kernel
 
 inline unsigned blocks_for(int64_t n, int per_block = kBlock) {
   return static_cast<unsigned>((n + per_block - 1) / per_block);
+}
+
+// A product's operand as the bf16 mode rounds it (nearest, ties to even: the CPU's
+// round_to_bf16), or x itself in fp32 mode.
+__device__ inline float operand(float x, bool bf16) {
+  return bf16 ? __bfloat162float(__float2bfloat16_rn(x)) : x;
 }
 
 // Block-wide reductions with a fixed order (warp shuffles, then warp 0 over the
@@ -129,6 +137,9 @@ class CudaOps final : public Ops {
   Device device() const override { return Device::cuda; }
   // fp32 only (and i32 indices): f64 gradient checks are the CPU backend's job.
   bool computes_in(DType t) const override { return t == DType::f32; }
+  // bf16 operands: gemm rounds A and B to bf16 copies and multiplies them on tensor
+  // cores with fp32 accumulation (cublasGemmStridedBatchedEx, CUBLAS_COMPUTE_32F).
+  bool supports_bf16_operands() const override { return true; }
   void* allocate(size_t bytes) override;
   void deallocate(void* p) override;
   void synchronize() override;
@@ -164,6 +175,11 @@ class CudaOps final : public Ops {
                              int64_t position, int64_t n_heads) override;
   void attention_backward_impl(Tensor dqkv, AttentionCache& cache, const Tensor& dout,
                                int64_t n_heads, bool causal) override;
+  void attention_fused_forward_impl(Tensor out, Tensor lse, const Tensor& qkv, int64_t n_heads,
+                                    bool causal) override;
+  void attention_fused_backward_impl(Tensor dqkv, Tensor delta, const Tensor& dout,
+                                     const Tensor& qkv, const Tensor& out, const Tensor& lse,
+                                     int64_t n_heads, bool causal) override;
   void cross_entropy_forward_impl(Tensor loss, Tensor nll, Tensor lse, const Tensor& logits,
                                   const Tensor& targets, double smoothing) override;
   void cross_entropy_backward_impl(Tensor dlogits, const Tensor& logits, const Tensor& lse,
@@ -184,6 +200,13 @@ class CudaOps final : public Ops {
   // Device scratch of at least `bytes`, kept and reused (grows only on the first
   // steps, when shapes are first seen; never per step after that).
   void* scratch(size_t bytes);
+  // The same for the bf16 operand copies of gemm (apart: a gemm may run while an
+  // op's scratch is in use).
+  void* operand_scratch(size_t bytes);
+  void* grown(void*& buffer, size_t& have, size_t bytes);
+  void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const Tensor& A,
+                 int64_t sa, const Tensor& B, int64_t sb, float beta, Tensor C, int64_t sc,
+                 int64_t batch);
   // Host copy of an i32 index tensor (for range checks and host-built index lists),
   // and a host Tensor view of it for the shared value checks of op_checks.h.
   const std::vector<int32_t>& indices_to_host(const Tensor& t);
@@ -194,6 +217,8 @@ class CudaOps final : public Ops {
   cublasHandle_t cublas_ = nullptr;
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
+  void* operand_scratch_ = nullptr;
+  size_t operand_scratch_bytes_ = 0;
   double* partials_ = nullptr;  // [kReduceBlocks] per-block sums of sum_impl()
   std::vector<int32_t> host_indices_;
   std::vector<int32_t> host_csr_;
