@@ -10,6 +10,7 @@
 #   device      a GPU is visible and CUDA starts (nvidia-smi, the backend's own probe)
 #   ops         the CUDA op tests against the CPU ops (fp32, and bf16 operands on both),
 #               with CUDA_LAUNCH_BLOCKING=1
+#   routing     device routing (Thrust on the GPU) against the host rules, every router
 #   parity      10 training steps, CPU vs CUDA, dense (also chunked classifier, fused
 #               attention, bf16) and every router
 #   nccl        NCCL bootstrapped through the bundled mpirun, -np 1
@@ -44,7 +45,7 @@ started=$SECONDS
 deadline=$((started + budget))
 
 # In the order they run: the verdicts that matter most first, the slow sanitizers last.
-all_stages=(libs device ops parity nccl memcheck bench_dense bench_moe racecheck synccheck initcheck)
+all_stages=(libs device ops routing parity nccl memcheck bench_dense bench_moe racecheck synccheck initcheck)
 asked=()
 for a in "$@"; do
   case $a in
@@ -219,6 +220,7 @@ stage_functions="check_libs check_device sanitize nccl_np1 bench"
 stage libs 60 check_libs
 stage device 60 check_device
 stage ops 180 env CUDA_LAUNCH_BLOCKING=1 "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*:Ops/OpDeviceBf16.*' --gtest_color=no
+stage routing 60 "$b/bin/test_device_routing_cuda" --gtest_color=no
 stage parity 300 bash tests/cli/cuda_parity.sh "$sy" tests/cli/tiny.yaml
 stage nccl 120 nccl_np1
 stage memcheck 180 sanitize memcheck

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "moe/router_table.h"
 
 namespace sy {
 
@@ -38,10 +39,12 @@ inline const Choices<Precision> kPrecisions = {{"fp32", Precision::fp32}, {"bf16
 inline const Choices<AttentionKernel> kAttentionKernels = {{"reference", AttentionKernel::reference},
                                                            {"fused", AttentionKernel::fused}};
 
-inline const Choices<RouterKind> kRouters = {{"switch_top1", RouterKind::switch_top1},
-                                             {"gshard_top2", RouterKind::gshard_top2},
-                                             {"noisy_topk", RouterKind::noisy_topk},
-                                             {"expert_choice", RouterKind::expert_choice}};
+// From the router table (moe/router_table.cpp): the one place routers are named.
+inline const Choices<RouterKind> kRouters = [] {
+  Choices<RouterKind> c;
+  for (const RouterInfo& r : router_table()) c.push_back({r.name, r.kind});
+  return c;
+}();
 inline const Choices<EcGrouping> kGroupings = {{"auto", EcGrouping::automatic},
                                                {"contiguous", EcGrouping::contiguous},
                                                {"by_position", EcGrouping::by_position}};

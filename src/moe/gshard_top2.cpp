@@ -12,19 +12,10 @@ class GshardTop2 final : public BalancedTokenChoice {
 
  protected:
   GroupRoute select(Group& g, int64_t C) override {
-    const int64_t E = experts();
-    g.topk_expert.resize(static_cast<size_t>(2 * g.S));
-    for (int64_t s = 0; s < g.S; ++s) {  // the pair, for backward (same rule as the routing)
-      int32_t e1 = 0;
-      for (int64_t e = 1; e < E; ++e) if (g.p[s * E + e] > g.p[s * E + e1]) e1 = static_cast<int32_t>(e);
-      int32_t e2 = e1 == 0 ? 1 : 0;
-      for (int64_t e = 0; e < E; ++e)
-        if (e != e1 && g.p[s * E + e] > g.p[s * E + e2]) e2 = static_cast<int32_t>(e);
-      g.topk_expert[2 * s] = e1;
-      g.topk_expert[2 * s + 1] = e2;
-    }
     const bool random = cfg().second_policy == SecondPolicy::random && context().training;
-    return route_gshard_top2(g.p.data(), g.S, E, C, random ? g.uniform.data() : nullptr);
+    // The rule also hands back each token's pair, which regate and backward need.
+    return route_gshard_top2(g.p.data(), g.S, experts(), C, random ? g.uniform.data() : nullptr,
+                             &g.topk_expert);
   }
   void regate(Group& g) override {
     const int64_t E = experts();

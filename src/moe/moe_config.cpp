@@ -1,16 +1,10 @@
 #include "moe/moe_config.h"
 
+#include "moe/router_table.h"
+
 namespace sy {
 
-const char* router_name(RouterKind r) {
-  switch (r) {
-    case RouterKind::switch_top1: return "switch_top1";
-    case RouterKind::gshard_top2: return "gshard_top2";
-    case RouterKind::noisy_topk: return "noisy_topk";
-    case RouterKind::expert_choice: return "expert_choice";
-  }
-  return "?";
-}
+const char* router_name(RouterKind r) { return router_info(r).name; }
 
 void MoeConfig::validate(Problems& p, int64_t d_model) const {
   (void)d_model;

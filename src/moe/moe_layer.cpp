@@ -5,6 +5,7 @@
 #include "core/errors.h"
 #include "core/phases.h"
 #include "core/timer.h"
+#include "moe/router_table.h"
 
 namespace sy {
 
@@ -24,11 +25,7 @@ MoeLayer::MoeLayer(LayerEnv env, const std::string& prefix, const ModelConfig& m
       E_(cfg.num_experts),
       local_E_(cfg.num_experts / shard.size) {
   SY_CHECK(cfg.num_experts % shard.size == 0, "{} experts over {} ranks", cfg.num_experts, shard.size);
-  const int64_t per_token = cfg.router == RouterKind::switch_top1   ? 1
-                            : cfg.router == RouterKind::gshard_top2 ? 2
-                            : cfg.router == RouterKind::noisy_topk  ? cfg.top_k
-                                                                    : cfg.num_experts;
-  max_slots_ = per_token;  // × tokens, at allocate()
+  max_slots_ = router_info(cfg.router).max_slots_per_token(cfg);  // × tokens, at allocate()
 }
 
 void MoeLayer::allocate(Arena& arena, int64_t N) {

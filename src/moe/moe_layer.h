@@ -51,6 +51,7 @@ class MoeLayer final : public FeedForward {
   void forward_reference(const Tensor& x, Tensor out);
 
   Router& router() { return *router_; }
+  const Router& router() const { return *router_; }
   const RouterStats& stats() const { return router_->stats(); }
   const RoutePlan& plan() const { return plan_; }
   double aux_loss() const { return router_->stats().aux_weighted; }

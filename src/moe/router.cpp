@@ -5,6 +5,7 @@
 
 #include "core/errors.h"
 #include "core/rng.h"
+#include "moe/router_table.h"
 
 namespace sy {
 namespace {
@@ -45,7 +46,7 @@ Router::Router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg, in
   if (cfg_.ec_grouping == EcGrouping::automatic)
     cfg_.ec_grouping = arch == Arch::decoder ? EcGrouping::by_position : EcGrouping::contiguous;
   // N(0, 0.02²), except noisy_topk: zeros (its noise breaks the ties).
-  const bool noisy = cfg.router == RouterKind::noisy_topk;
+  const bool noisy = router_info(cfg.router).noise_weights;
   w_gate_ = env.params.add(prefix + ".router.w_gate", {E_, C_}, noisy ? Init::zeros : Init::normal,
                            0.02, /*decay=*/false);
   if (noisy)
@@ -272,23 +273,19 @@ void Router::fill_stats(const RoutePlan& plan) {
   if (ctx_.training)
     for (const Group& g : groups_) aux_sum += aux(g, 0.0, nullptr);
   const double aux_mean = groups_.empty() ? 0 : aux_sum / static_cast<double>(groups_.size());
-  if (cfg_.router == RouterKind::switch_top1 || cfg_.router == RouterKind::gshard_top2) s.balance = aux_mean;
+  if (router_info(cfg_.router).balance_loss) s.balance = aux_mean;
   s.aux_weighted = ctx_.training ? aux_weight() * aux_mean + cfg_.z_loss * s.z : 0.0;
   if (ctx_.training) add_stats(s);
 }
 
+// The value by the rule's own formula (from the current p: held selections keep f
+// but not p), and its gradient ∂/∂p[s, e] = E·f_e / S with f fixed.
 double Router::balance_aux(const Group& g, double scale, const GroupRoute& r, GroupGrads* d) const {
-  double loss = 0;
-  for (int64_t e = 0; e < E_; ++e) {
-    double P = 0;
-    for (int64_t s = 0; s < g.S; ++s) P += g.p[s * E_ + e];
-    P /= static_cast<double>(g.S);
-    loss += static_cast<double>(E_) * r.first_fraction[e] * P;
-    if (d)
+  if (d)
+    for (int64_t e = 0; e < E_; ++e)
       for (int64_t s = 0; s < g.S; ++s)
         d->dp[s * E_ + e] += scale * static_cast<double>(E_) * r.first_fraction[e] / g.S;
-  }
-  return loss;
+  return balance_value(g.p.data(), g.S, E_, r.first_fraction);
 }
 
 void Router::backward(const std::vector<double>& dgate, double aux_scale, Tensor dx) {
@@ -348,21 +345,9 @@ void Router::backward(const std::vector<double>& dgate, double aux_scale, Tensor
   ops.add(dx, dx_);
 }
 
-}  // namespace sy
-
-#include "moe/routers.h"
-
-namespace sy {
-
 std::unique_ptr<Router> make_router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg,
                                     int64_t d_model, int layer, Arch arch) {
-  switch (cfg.router) {
-    case RouterKind::switch_top1: return make_switch_top1(env, prefix, cfg, d_model, layer, arch);
-    case RouterKind::gshard_top2: return make_gshard_top2(env, prefix, cfg, d_model, layer, arch);
-    case RouterKind::noisy_topk: return make_noisy_topk(env, prefix, cfg, d_model, layer, arch);
-    case RouterKind::expert_choice: return make_expert_choice(env, prefix, cfg, d_model, layer, arch);
-  }
-  return nullptr;
+  return router_info(cfg.router).make(env, prefix, cfg, d_model, layer, arch);
 }
 
 }  // namespace sy

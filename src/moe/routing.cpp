@@ -29,13 +29,8 @@ GroupRoute flatten(std::vector<std::vector<Choice>>& per_expert) {
 template <class T>
 void balance_loss(const T* p, int64_t S, int64_t E, GroupRoute& r) {
   r.first_fraction.assign(static_cast<size_t>(E), 0.0);
-  std::vector<double> P(static_cast<size_t>(E), 0.0);
-  for (int64_t t = 0; t < S; ++t) {
-    r.first_fraction[argmax_row(p + t * E, E)] += 1.0 / static_cast<double>(S);
-    for (int64_t e = 0; e < E; ++e) P[e] += p[t * E + e] / static_cast<double>(S);
-  }
-  r.aux = 0;
-  for (int64_t e = 0; e < E; ++e) r.aux += static_cast<double>(E) * r.first_fraction[e] * P[e];
+  for (int64_t t = 0; t < S; ++t) r.first_fraction[argmax_row(p + t * E, E)] += 1.0 / static_cast<double>(S);
+  r.aux = balance_value(p, S, E, r.first_fraction);
 }
 
 // Tokens of column e ordered by value descending, then token index ascending.
@@ -76,6 +71,17 @@ double solve_multiplier(F eval, double target, double lo, double hi, double star
 
 }  // namespace
 
+template <class T>
+double balance_value(const T* p, int64_t S, int64_t E, const std::vector<double>& f) {
+  double loss = 0;
+  for (int64_t e = 0; e < E; ++e) {
+    double P = 0;
+    for (int64_t s = 0; s < S; ++s) P += static_cast<double>(p[s * E + e]);
+    loss += static_cast<double>(E) * f[e] * (P / static_cast<double>(S));
+  }
+  return loss;
+}
+
 int64_t token_choice_capacity(double factor, int64_t k, int64_t S, int64_t E) {
   if (factor <= 0) return S;
   const int64_t c = static_cast<int64_t>(std::ceil(factor * static_cast<double>(k * S) / E));
@@ -106,7 +112,7 @@ GroupRoute route_switch_top1(const T* p, int64_t S, int64_t E, int64_t capacity)
 
 template <class T>
 GroupRoute route_gshard_top2(const T* p, int64_t S, int64_t E, int64_t capacity,
-                             const float* second_uniform) {
+                             const float* second_uniform, std::vector<int32_t>* pair) {
   std::vector<std::vector<Choice>> slots(static_cast<size_t>(E));
   std::vector<int32_t> e1(S), e2(S);
   std::vector<double> g1(S), g2(S);
@@ -116,6 +122,10 @@ GroupRoute route_gshard_top2(const T* p, int64_t S, int64_t E, int64_t capacity,
     const double a = p[t * E + e1[t]], b = p[t * E + e2[t]];
     g1[t] = a / (a + b);
     g2[t] = b / (a + b);
+  }
+  if (pair) {
+    pair->resize(static_cast<size_t>(2 * S));
+    for (int64_t t = 0; t < S; ++t) (*pair)[2 * t] = e1[t], (*pair)[2 * t + 1] = e2[t];
   }
   int64_t dropped = 0;
   auto place = [&](int64_t t, int32_t e, double g) {
@@ -330,8 +340,10 @@ GroupRoute route_noisy_topk(const T* h, int64_t S, int64_t E, int64_t k, int64_t
 }
 
 #define SY_INSTANTIATE(T)                                                                      \
+  template double balance_value<T>(const T*, int64_t, int64_t, const std::vector<double>&);    \
   template GroupRoute route_switch_top1<T>(const T*, int64_t, int64_t, int64_t);               \
-  template GroupRoute route_gshard_top2<T>(const T*, int64_t, int64_t, int64_t, const float*); \
+  template GroupRoute route_gshard_top2<T>(const T*, int64_t, int64_t, int64_t, const float*,          \
+                                           std::vector<int32_t>*);                                       \
   template GroupRoute route_expert_choice<T>(const T*, int64_t, int64_t, int64_t);             \
   template GroupRoute route_expert_choice_capped<T>(const T*, int64_t, int64_t, int64_t, int64_t); \
   template std::vector<double> entropic_assignment<T>(const T*, int64_t, int64_t, int64_t, int64_t, \

@@ -25,6 +25,12 @@ struct GroupRoute {
   double aux = 0;             // the router's load-balancing loss for this group (unweighted)
 };
 
+// Switch / GShard's balance loss E · Σ_e f_e · P_e of a group, P_e the mean of
+// p[:, e] and f the fraction of tokens whose first choice is e (GroupRoute's
+// first_fraction); the rules fill GroupRoute::aux with it.
+template <class T>
+double balance_value(const T* p, int64_t S, int64_t E, const std::vector<double>& f);
+
 // C = ceil(factor · k · S / E) clamped to [1, S]; factor ≤ 0 means no limit (C = S).
 int64_t token_choice_capacity(double factor, int64_t k, int64_t S, int64_t E);
 // C = ceil(c · S / E) clamped to [1, S].
@@ -38,10 +44,12 @@ GroupRoute route_switch_top1(const T* p, int64_t S, int64_t E, int64_t capacity)
 // GShard: top-2, gates renormalised by (g1 + g2) before any drop; pass 1 places
 // first choices in token order, pass 2 second choices in token order. With
 // `second_uniform` (u_t per token) the second choice goes only if 2·g2 > u_t;
-// nullptr means policy "all". aux as switch, f from first choices.
+// nullptr means policy "all". aux as switch, f from first choices. pair
+// (optional, [S, 2]) receives every token's (first, second) expert before capacity
+// and the random draw: what its gates are renormalised over.
 template <class T>
 GroupRoute route_gshard_top2(const T* p, int64_t S, int64_t E, int64_t capacity,
-                             const float* second_uniform);
+                             const float* second_uniform, std::vector<int32_t>* pair = nullptr);
 
 // Expert choice: each expert takes its top-C tokens by p[:, e]; gate p[t, e].
 template <class T>

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/errors.h"
+#include "moe/router_table.h"
 
 namespace sy {
 
@@ -26,10 +27,7 @@ MemoryNeed estimate_memory(const Config& cfg, int expert_parallel) {
   const R E = moe.num_experts, local_E = E / std::max(expert_parallel, 1);
   const R expert_mats = moe.expert_kind == ExpertKind::glu ? 3 : 2;
   // Slots per token the experts process (capacity bounds it; dropless: every choice).
-  const R slots_per_token = moe.router == RouterKind::expert_choice ? R(moe.ec_capacity)
-                            : moe.router == RouterKind::noisy_topk  ? R(moe.top_k)
-                            : moe.router == RouterKind::gshard_top2 ? R(2)
-                                                                    : R(1);
+  const R slots_per_token = moe.enabled() ? R(router_info(moe.router).experts_per_token(moe)) : R(0);
   for (int64_t l = 0; l < m.n_layers; ++l) {
     params += 2 * norm + 4 * C * C;  // norms, qkv, output projection
     if (cfg.attention_kernel == AttentionKernel::fused)
@@ -37,7 +35,7 @@ MemoryNeed estimate_memory(const Config& cfg, int expert_parallel) {
     else
       activations += tokens * (16 * C + 3 * NH * T);  // residual, qkv, heads, probabilities (+ grads)
     if (moe.is_moe_block(l)) {
-      params += E * C * (moe.router == RouterKind::noisy_topk ? 2 : 1) + local_E * expert_mats * C * He;
+      params += E * C * (router_info(moe.router).noise_weights ? 2 : 1) + local_E * expert_mats * C * He;
       activations += tokens * slots_per_token * std::max<R>(1, moe.capacity_factor) * (6 * He + 6 * C);
     } else {
       params += 3 * C * H;

@@ -162,9 +162,9 @@ double Trainer::flops_per_token() const {
   return cfg_.model.train_flops_per_token(cfg_.train.seq_len) + moe_delta;
 }
 
-void Trainer::set_route_context(int64_t step, bool training, int64_t first_row) {
+void Trainer::set_route_context(int64_t step, bool training, int64_t first_row, double aux_grad_scale) {
   if (!moe_) return;
-  RouteContext& c = moe_->runtime().ctx;
+  RouteContext c;
   c.seed = cfg_.seed;
   c.step = step;
   c.training = training;
@@ -172,6 +172,7 @@ void Trainer::set_route_context(int64_t step, bool training, int64_t first_row) 
   c.seq = cfg_.train.seq_len;
   // Global index of this micro-batch's first token (keys gshard's random draws).
   c.first_token = (step * train_data_->global_batch() + first_row) * cfg_.train.seq_len;
+  moe_->begin_micro_batch(c, aux_grad_scale);
 }
 
 StepStats Trainer::train_step(int64_t step) {
@@ -190,7 +191,6 @@ StepStats Trainer::train_step(int64_t step) {
   count[0] = local_targets;
   mesh_.world_comm->all_reduce_sum(count);
   const double replicas = static_cast<double>(mesh_.world * accum);
-  if (moe_) moe_->runtime().aux_grad_scale = 1.0 / replicas;  // aux: mean over micro-batches
 
   ParamStore& ps = model_->params();
   ps.zero_grads();
@@ -199,7 +199,7 @@ StepStats Trainer::train_step(int64_t step) {
   nan_in_backward_ = injected(rank_, step, "nan");
   for (int64_t m = 0; m < accum; ++m) {
     const Batch& b = micro_[m];
-    set_route_context(step, true, b.first_row);
+    set_route_context(step, true, b.first_row, 1.0 / replicas);  // aux: mean over micro-batches
     const double grad_scale = count[0] > 0 ? 1.0 / count[0] : 0.0;
     const LossSums l = model_->forward(b.ids.data(), b.targets.data(), grad_scale);
     sums[0] += l.loss;
@@ -211,18 +211,9 @@ StepStats Trainer::train_step(int64_t step) {
     if (sync_in_backward_) grad_sync_->begin();
     model_->backward(grad_scale);
     sync_in_backward_ = false;
-    if (moe_)
-      for (const MoeLayer* l : moe_->layers()) {
-        traffic.bytes_sent += static_cast<double>(l->exchange().bytes_sent);
-        traffic.bytes_received += static_cast<double>(l->exchange().bytes_received);
-        traffic.seconds += l->exchange().seconds;
-        traffic.rows_received += static_cast<double>(l->exchange().rows_received);
-      }
+    if (moe_) traffic.add(moe_->exchange());
   }
-  if (moe_) {
-    moe_->snapshot();
-    moe_->end_step(*mesh_.world_comm);  // expert-choice thresholds: once per step, every rank alike
-  }
+  if (moe_) moe_->finish_step(*mesh_.world_comm);  // expert-choice thresholds: once per step, every rank alike
   grad_sync_->finish();
   mesh_.world_comm->all_reduce_sum(sums);
   StepStats s;
@@ -255,8 +246,7 @@ StepStats Trainer::train_step(int64_t step) {
 }
 
 std::vector<std::string> Trainer::eval_rules() const {
-  const bool both_rules = moe_ && cfg_.moe.router == RouterKind::expert_choice &&
-                          cfg_.model.arch == Arch::decoder && threshold_rule_available_;
+  const bool both_rules = moe_ && moe_->has_two_eval_rules() && threshold_rule_available_;
   if (both_rules) return {"groups", "threshold"};
   return {"eval"};
 }
@@ -272,13 +262,13 @@ EvalStats Trainer::evaluate(int64_t max_batches) {
   // Expert choice in a decoder: the configured rule, plus the other one, because
   // the gap between them measures how much routing peeks at future tokens.
   auto with_rule = [&](EvalRouting r) {
-    for (MoeLayer* l : moe_->layers()) l->router().set_eval_routing(r);
+    moe_->set_eval_routing(r);
     eval_rule_ = r == EvalRouting::groups ? "groups" : "threshold";
     return evaluate_once(n);
   };
   const EvalStats groups = with_rule(EvalRouting::groups);
   const EvalStats threshold = with_rule(EvalRouting::threshold);
-  for (MoeLayer* l : moe_->layers()) l->router().set_eval_routing(cfg_.moe.eval_routing);
+  moe_->set_eval_routing(cfg_.moe.eval_routing);
   EvalStats e = cfg_.moe.eval_routing == EvalRouting::groups ? groups : threshold;
   e.ppl_groups = groups.ppl;
   e.ppl_threshold = threshold.ppl;
@@ -308,8 +298,7 @@ void Trainer::save_eval_batches(const std::string& path, int64_t n, bool gradien
     for (int32_t t : b.targets) count += t >= 0;
     ParamStore& ps = model_->params();
     ps.zero_grads();
-    set_route_context(0, true, 0);
-    if (moe_) moe_->runtime().aux_grad_scale = 1.0;
+    set_route_context(0, true, 0, 1.0);
     const double grad_scale = count > 0 ? 1.0 / static_cast<double>(count) : 0.0;
     model_->forward(b.ids.data(), b.targets.data(), grad_scale);
     model_->backward(grad_scale);
@@ -326,26 +315,15 @@ void Trainer::save_eval_batches(const std::string& path, int64_t n, bool gradien
 
 EvalStats Trainer::evaluate_once(int64_t n) {
   std::vector<double> sums = {0.0, 0.0};  // nll, targets
-  // MoE: per layer [E tokens per expert, 5 histogram bins, tokens, dropped].
-  const int64_t E = cfg_.moe.num_experts, width = E + 7;
-  const size_t L = moe_ ? moe_->layers().size() : 0;
-  std::vector<double> routing(L * static_cast<size_t>(width), 0.0);
+  std::vector<double> routing;  // MoE: per-layer counts (MoeModel::add_routing_counts)
   for (int64_t i = 0; i < n; ++i) {
     const Batch& b = eval_data_->eval_batch(i);
-    set_route_context(0, false, 0);
+    set_route_context(0, false, 0, 0.0);
     const LossSums s = model_->forward(b.ids.data(), b.targets.data());
     sums[0] += s.nll;
     sums[1] += static_cast<double>(s.count);
     if (!moe_) continue;
-    for (size_t l = 0; l < L; ++l) {
-      const RouterStats& r = moe_->layers()[l]->router().stats();
-      double* row = routing.data() + l * width;
-      for (int64_t e = 0; e < E && e < static_cast<int64_t>(r.tokens_per_expert.size()); ++e)
-        row[e] += static_cast<double>(r.tokens_per_expert[e]);
-      for (int h = 0; h < 5; ++h) row[E + h] += static_cast<double>(r.histogram[h]);
-      row[E + 5] += static_cast<double>(r.tokens);
-      row[E + 6] += static_cast<double>(r.dropped);
-    }
+    moe_->add_routing_counts(routing);
     if (trace_) trace_->record(eval_rule_, b, moe_->layers());
   }
   mesh_.world_comm->all_reduce_sum(sums);
@@ -358,16 +336,7 @@ EvalStats Trainer::evaluate_once(int64_t n) {
   e.ppl = std::exp(e.nll);
   e.words = static_cast<double>(count) * data_.eval_words_per_token;
   e.word_ppl = e.words > 0 ? std::exp(nll / e.words) : 0.0;
-  for (size_t l = 0; l < L; ++l) {
-    const double* row = routing.data() + l * width;
-    EvalLayerRouting r;
-    r.layer = moe_->layers()[l]->layer();
-    for (int64_t x = 0; x < E; ++x) r.tokens_per_expert.push_back(static_cast<int64_t>(row[x]));
-    for (int h = 0; h < 5; ++h) r.histogram[h] = static_cast<int64_t>(row[E + h]);
-    r.tokens = static_cast<int64_t>(row[E + 5]);
-    r.dropped = static_cast<int64_t>(row[E + 6]);
-    e.routing[eval_rule_].push_back(r);
-  }
+  if (moe_) e.routing[eval_rule_] = moe_->routing_from_counts(routing);
   return e;
 }
 
@@ -411,38 +380,7 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
     j["a2a_share_of_step"] = v[3] > 0 ? v[2] / v[3] : 0.0;
     j["rank_load_max_over_mean"] = mean_rows > 0 ? max_rows / mean_rows : 0.0;
   }
-  if (moe_) {
-    nlohmann::json layers = nlohmann::json::array();
-    const std::vector<RouterStats>& all = moe_->snapshot_stats();
-    for (size_t li = 0; li < all.size(); ++li) {
-      const MoeLayer* l = moe_->layers()[li];
-      const RouterStats& r = all[li];
-      int64_t max_load = 0;
-      for (int64_t n : r.tokens_per_expert) max_load = std::max(max_load, n);
-      const double mean_load = static_cast<double>(r.choices) / std::max<size_t>(r.tokens_per_expert.size(), 1);
-      nlohmann::json m = {{"layer", l->layer()},
-                          {"tokens_per_expert", r.tokens_per_expert},
-                          {"max_over_mean_load", mean_load > 0 ? max_load / mean_load : 0.0},
-                          {"dropped_fraction", r.choices + r.dropped > 0
-                                                   ? static_cast<double>(r.dropped) / (r.choices + r.dropped)
-                                                   : 0.0},
-                          {"experts_per_token", {r.histogram[0], r.histogram[1], r.histogram[2],
-                                                 r.histogram[3], r.histogram[4]}},
-                          {"mean_experts_per_token", r.tokens ? static_cast<double>(r.choices) / r.tokens : 0.0},
-                          {"router_entropy", r.entropy},
-                          {"mean_gate", r.mean_gate},
-                          {"z_loss", r.z},
-                          {"aux_weighted", r.aux_weighted}};
-      if (r.balance > 0) m["balance_loss"] = r.balance;
-      if (cfg_.moe.router == RouterKind::noisy_topk) {
-        m["importance_cv2"] = r.importance;
-        m["load_cv2"] = r.load;
-      }
-      if (r.empty_slots > 0) m["empty_slots"] = r.empty_slots;
-      layers.push_back(m);
-    }
-    j["moe"] = layers;
-  }
+  if (moe_) j["moe"] = moe_->metrics();
   if (eval) {
     j["val_nll"] = eval->nll;
     if (eval->ppl_groups > 0) {
@@ -455,26 +393,9 @@ void Trainer::log_step(int64_t step, const StepStats& s, double tokens_per_s,
   metrics_.write(j);
 }
 
-RouterState Trainer::router_state() const {
-  RouterState state;
-  if (moe_)
-    for (MoeLayer* l : moe_->layers())
-      if (!l->router().thresholds().empty())
-        state[fmt::format("blocks.{}.moe.router.thresholds", l->layer())] = l->router().thresholds();
-  return state;
-}
+RouterState Trainer::router_state() const { return moe_ ? moe_->router_state() : RouterState{}; }
 
-int Trainer::set_router_state(const RouterState& state) {
-  int set = 0;
-  if (moe_)
-    for (MoeLayer* l : moe_->layers()) {
-      auto it = state.find(fmt::format("blocks.{}.moe.router.thresholds", l->layer()));
-      if (it == state.end()) continue;
-      l->router().set_thresholds(it->second);
-      ++set;
-    }
-  return set;
-}
+int Trainer::set_router_state(const RouterState& state) { return moe_ ? moe_->set_router_state(state) : 0; }
 
 void Trainer::save_weights() {
   // One copy of every tensor: the dense weights from rank 0, each expert from the
@@ -665,16 +586,7 @@ TrainResult Trainer::run(const std::string& resume, bool fresh) {
   log_info("run directory: {}", cfg_.run.dir);
   log_info("ranks: {} ({} data-parallel × {} expert-parallel), {} micro-batch(es) of {} per rank "
            "per step", mesh_.world, mesh_.dp, mesh_.ep, cfg_.train.grad_accum, cfg_.train.batch_size);
-  if (moe_) {
-    std::vector<int> blocks;
-    for (const MoeLayer* l : moe_->layers()) blocks.push_back(l->layer());
-    log_info("moe: {} router, {} experts ({} on this rank) in blocks {}", router_name(cfg_.moe.router),
-             cfg_.moe.num_experts, cfg_.moe.num_experts / mesh_.ep, fmt::join(blocks, ","));
-    if (cfg_.moe.router == RouterKind::expert_choice && cfg_.model.arch == Arch::decoder &&
-        cfg_.moe.ec_grouping == EcGrouping::contiguous)
-      log_warn("moe: expert choice with contiguous groups in a decoder: routing sees future tokens "
-               "(the paper's setting); compare val_ppl_groups with the causal val_ppl_threshold");
-  }
+  if (moe_) moe_->log_setup(mesh_.ep);
 
   const bool tty = cfg_.run.progress && isatty(STDERR_FILENO);
   Timer total, window;

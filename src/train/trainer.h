@@ -24,12 +24,6 @@
 
 namespace sy {
 
-// Expert-parallel traffic of one step, over every MoE layer and micro-batch.
-struct ExchangeTotals {
-  double bytes_sent = 0, bytes_received = 0, seconds = 0;
-  double rows_received = 0;  // token rows this rank's experts processed (forward)
-};
-
 struct StepStats {
   double loss = 0;       // the objective: label-smoothed CE (mean over targets) + aux losses
   double aux = 0;        // the MoE layers' weighted auxiliary losses (included in loss)
@@ -41,14 +35,6 @@ struct StepStats {
   double grad_sync_seconds = 0;  // in gradient reductions, not hidden by compute (this rank)
   bool skipped = false;  // non-finite values: no update (train.skip_non_finite)
   ExchangeTotals exchange;  // this rank's
-};
-
-// Routing of an evaluation, per MoE layer, summed over its batches (RouterStats).
-struct EvalLayerRouting {
-  int layer = 0;
-  std::vector<int64_t> tokens_per_expert;
-  int64_t histogram[5] = {0, 0, 0, 0, 0};  // experts per token: 0, 1, 2, 3, 4+
-  int64_t tokens = 0, dropped = 0;
 };
 
 struct EvalStats {
@@ -123,7 +109,7 @@ class Trainer {
 
  private:
   void log_step(int64_t step, const StepStats& s, double tokens_per_s, const EvalStats* eval);
-  void set_route_context(int64_t step, bool training, int64_t first_row);
+  void set_route_context(int64_t step, bool training, int64_t first_row, double aux_grad_scale);
   // Adam's moments laid out like the parameters, in parameter order (with
   // parallel.zero 1 gathered from every rank's slices into `full`: collective).
   std::pair<Tensor, Tensor> full_moments(Buffer& m_full, Buffer& v_full);

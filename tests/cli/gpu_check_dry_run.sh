@@ -13,7 +13,8 @@ if "$build/tests/test_backend_cuda" --gtest_filter=CudaDevice.* 2>&1 | grep -q '
   echo "skipped: this machine has a GPU (the dry run is for machines without one)"; exit 77
 fi
 mkdir -p "$dir/bundle/bin" "$dir/bundle/lib"
-ln -s "$build/switchyard" "$build/tests/test_backend_cuda" "$build/tests/test_nccl" "$dir/bundle/bin/"
+ln -s "$build/switchyard" "$build/tests/test_backend_cuda" "$build/tests/test_device_routing_cuda" \
+  "$build/tests/test_nccl" "$dir/bundle/bin/"
 echo "commit: dry run" >"$dir/bundle/BUILD.txt"
 fail() { echo "FAIL: $*"; echo "--- summary:"; cat "$dir"/out*/summary.txt 2>/dev/null; exit 1; }
 check() { bash "$repo/scripts/gpu_check.sh" "$@" >"$dir/log" 2>&1; }
@@ -24,21 +25,22 @@ s=$dir/out1/summary.txt
 grep -q '^libs: passed' "$s" || fail "libs did not pass"
 grep -q '^device: failed (a test skipped' "$s" || fail "device stage not failed as skipped"
 n_not_run=$(grep -c ': not run (device failed)' "$s")
-[ "$n_not_run" = 9 ] || fail "expected 9 stages not run, got $n_not_run"
+[ "$n_not_run" = 10 ] || fail "expected 10 stages not run, got $n_not_run"
 [ "$(grep -c ': passed' "$s")" = 1 ] || fail "a stage other than libs passed"
 for f in libs device; do [ -s "$dir/out1/$f.txt" ] || fail "no $f.txt"; done
 
 # 2. Forced: every GPU stage runs, and every one fails.
-OUT=$dir/out2 SY_BUNDLE_DIR=$dir/bundle SY_GPU_CHECK_FORCE=1 check ops parity nccl bench_dense &&
+OUT=$dir/out2 SY_BUNDLE_DIR=$dir/bundle SY_GPU_CHECK_FORCE=1 check ops routing parity nccl bench_dense &&
   fail "forced gpu_check exited 0 without a GPU"
 s=$dir/out2/summary.txt
-for st in ops parity nccl bench_dense; do
+for st in ops routing parity nccl bench_dense; do
   grep -q "^$st: failed" "$s" || fail "$st not failed"
   [ -s "$dir/out2/$st.txt" ] || fail "no $st.txt"
 done
 grep -q '^ops: failed (a test skipped' "$s" || fail "skipped op tests not called a failure"
+grep -q '^routing: failed (a test skipped' "$s" || fail "skipped routing tests not called a failure"
 grep -q ': passed' "$s" && fail "a forced GPU stage passed without a GPU"
-[ "$(grep -c ':' "$s")" = 5 ] || fail "stages other than those asked for ran"
+[ "$(grep -c ':' "$s")" = 6 ] || fail "stages other than those asked for ran"
 
 # 3. Stage names are checked; a group name selects its stages.
 check nothing; [ $? = 2 ] || fail "an unknown stage was not refused with exit 2"
@@ -49,5 +51,5 @@ OUT=$dir/out3 SY_BUNDLE_DIR=$dir/bundle check libs || fail "libs alone failed: $
 OUT=$dir/out4 SY_BUNDLE_DIR=$dir/bundle SY_CHECK_BUDGET=10 check libs ops && fail "exit 0 with nothing run"
 [ "$(grep -c 'not run (the time budget of 10 s is spent)' "$dir/out4/summary.txt")" = 2 ] ||
   fail "stages beyond the budget not reported as not run"
-echo "ok: dry run: libs passed, device failed, 9 stages not run; forced: 4 stages failed"
+echo "ok: dry run: libs passed, device failed, 10 stages not run; forced: 5 stages failed"
 cat "$dir/out2/summary.txt"
