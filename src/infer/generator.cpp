@@ -66,17 +66,7 @@ Generator::Generator(const ModelConfig& model, const MoeConfig& moe, Ops& ops, i
   host_logits_.resize(static_cast<size_t>(batch * vocab_));
 }
 
-int Generator::set_router_state(const RouterState& state) {
-  int set = 0;
-  if (moe_)
-    for (MoeLayer* l : moe_->layers()) {
-      auto it = state.find("blocks." + std::to_string(l->layer()) + ".moe.router.thresholds");
-      if (it == state.end()) continue;
-      l->router().set_thresholds(it->second);
-      ++set;
-    }
-  return set;
-}
+int Generator::set_router_state(const RouterState& state) { return moe_ ? moe_->set_router_state(state) : 0; }
 
 bool Generator::can_route_causally() const {
   if (!moe_) return true;

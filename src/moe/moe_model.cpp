@@ -94,14 +94,14 @@ RouterTensors MoeModel::router_state() const {
   RouterTensors state;
   for (const MoeLayer* l : layers_)
     if (!l->router().thresholds().empty())
-      state["blocks." + std::to_string(l->layer()) + ".moe.router.thresholds"] = l->router().thresholds();
+      state[threshold_tensor_name(l->layer())] = l->router().thresholds();
   return state;
 }
 
 int MoeModel::set_router_state(const RouterTensors& state) {
   int set = 0;
   for (MoeLayer* l : layers_) {
-    auto it = state.find("blocks." + std::to_string(l->layer()) + ".moe.router.thresholds");
+    auto it = state.find(threshold_tensor_name(l->layer()));
     if (it == state.end()) continue;
     l->router().set_thresholds(it->second);
     ++set;

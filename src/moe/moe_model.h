@@ -38,6 +38,10 @@ struct EvalLayerRouting {
 // Router state kept in checkpoints and weights (expert-choice thresholds), by
 // tensor name (the checkpoint layer's RouterState).
 using RouterTensors = std::map<std::string, std::vector<double>>;
+// The name of layer `layer`'s expert-choice thresholds in that state.
+inline std::string threshold_tensor_name(int layer) {
+  return "blocks." + std::to_string(layer) + ".moe.router.thresholds";
+}
 
 class MoeModel {
  public:

@@ -238,7 +238,7 @@ struct LazyGenerator {
       // Expert choice routes new tokens by thresholds; any will do for timing.
       RouterState state;
       for (int l : gen->moe_layer_ids())
-        state["blocks." + std::to_string(l) + ".moe.router.thresholds"] =
+        state[threshold_tensor_name(l)] =
             std::vector<double>(static_cast<size_t>(cfg.moe.num_experts), 1.0 / cfg.moe.num_experts);
       gen->set_router_state(state);
     }

@@ -315,7 +315,9 @@ void Trainer::save_eval_batches(const std::string& path, int64_t n, bool gradien
 
 EvalStats Trainer::evaluate_once(int64_t n) {
   std::vector<double> sums = {0.0, 0.0};  // nll, targets
-  std::vector<double> routing;  // MoE: per-layer counts (MoeModel::add_routing_counts)
+  // MoE: per-layer counts (MoeModel::add_routing_counts), sized before any batch so
+  // every rank reduces the same length.
+  std::vector<double> routing(moe_ ? moe_->layers().size() * static_cast<size_t>(moe_->routing_width()) : 0, 0.0);
   for (int64_t i = 0; i < n; ++i) {
     const Batch& b = eval_data_->eval_batch(i);
     set_route_context(0, false, 0, 0.0);
