@@ -24,6 +24,62 @@ Experts::Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t
   }
 }
 
+int64_t Experts::uniform_rows(const std::vector<int64_t>& expert_begin) const {
+  if (E_ < 2) return 0;
+  if (weight_stride_ == 0) {  // offsets are known once the store has laid them out
+    const ParamStore& P = env_.params;
+    const int64_t stride = P.spec(ids_[1].w_in).offset - P.spec(ids_[0].w_in).offset;
+    bool same = stride > 0;
+    // glu: w_gate must follow w_in directly (one [2H, C] operand), in every expert.
+    for (int64_t e = 0; e < E_ && same && kind_ == ExpertKind::glu; ++e)
+      same = P.spec(ids_[e].w_gate).offset == P.spec(ids_[e].w_in).offset + H_ * C_;
+    for (int64_t e = 1; e < E_ && same; ++e)
+      for (ParamId Ids::*w : {&Ids::w_in, &Ids::w_out})
+        same = same && P.spec(ids_[e].*w).offset - P.spec(ids_[e - 1].*w).offset == stride;
+    weight_stride_ = same ? stride : -1;
+  }
+  if (weight_stride_ < 0) return 0;
+  const int64_t n = expert_begin[1] - expert_begin[0];
+  for (int64_t e = 1; e < E_; ++e)
+    if (expert_begin[e + 1] - expert_begin[e] != n) return 0;
+  return n;
+}
+
+Tensor Experts::batch_span(const Tensor& flat, ParamId id, int64_t numel) const {
+  return flat.view({(E_ - 1) * weight_stride_ + numel}, env_.params.spec(id).offset);
+}
+
+// Every expert on n rows at once: per weight, one strided-batched product over the
+// experts (member e reads rows [e·n, (e+1)·n) and expert e's weight).
+void Experts::forward_batched(const Tensor& xin, int64_t n, Tensor yout) {
+  Ops& ops = env_.ops;
+  const ParamStore& P = env_.params;
+  const int64_t width = a_.dim(1), S = E_ * n, ws = weight_stride_;
+  // a = x · w_inᵀ ([w_in; w_gate] for glu: the two are adjacent)
+  ops.gemm_strided_batched(false, true, n, width, C_, 1.0, xin, n * C_, batch_span(P.values(), ids_[0].w_in, width * C_),
+                           ws, 0.0, a_, n * width, E_);
+  if (kind_ == ExpertKind::glu) ops.glu_forward(act_, rows(hid_, 0, S, H_), rows(a_, 0, S, width));
+  else ops.activation_forward(act_, rows(hid_, 0, S, H_), rows(a_, 0, S, width));
+  ops.gemm_strided_batched(false, true, n, C_, H_, 1.0, hid_, n * H_, batch_span(P.values(), ids_[0].w_out, C_ * H_), ws,
+                           0.0, yout, n * C_, E_);
+}
+
+void Experts::backward_batched(const Tensor& dy, int64_t n, Tensor dxin) {
+  Ops& ops = env_.ops;
+  ParamStore& P = env_.params;
+  const int64_t width = a_.dim(1), S = E_ * n, ws = weight_stride_;
+  ops.gemm_strided_batched(true, false, C_, H_, n, 1.0, dy, n * C_, hid_, n * H_, 1.0,
+                           batch_span(P.grads(), ids_[0].w_out, C_ * H_), ws, E_);
+  ops.gemm_strided_batched(false, false, n, H_, C_, 1.0, dy, n * C_, batch_span(P.values(), ids_[0].w_out, C_ * H_), ws,
+                           0.0, dhid_, n * H_, E_);
+  if (kind_ == ExpertKind::glu) ops.glu_backward(act_, rows(da_, 0, S, width), rows(dhid_, 0, S, H_), rows(a_, 0, S, width));
+  else ops.activation_backward(act_, rows(da_, 0, S, width), rows(dhid_, 0, S, H_), rows(a_, 0, S, width));
+  ops.gemm_strided_batched(true, false, width, C_, n, 1.0, da_, n * width, xin_, n * C_, 1.0,
+                           batch_span(P.grads(), ids_[0].w_in, width * C_), ws, E_);
+  ops.gemm_strided_batched(false, false, n, C_, width, 1.0, da_, n * width, batch_span(P.values(), ids_[0].w_in, width * C_),
+                           ws, 0.0, dxin, n * C_, E_);
+}
+
 int64_t Experts::params_per_expert() const { return (kind_ == ExpertKind::glu ? 3 : 2) * C_ * H_; }
 
 void Experts::allocate(Arena& arena, int64_t max_slots) {
@@ -57,6 +113,7 @@ void Experts::forward(const Tensor& xin, const std::vector<int64_t>& expert_begi
   PhaseScope phase(Phase::expert_gemm);
   xin_ = xin;
   begin_ = expert_begin;
+  if (const int64_t n = uniform_rows(expert_begin)) return forward_batched(xin, n, yout);
   const int64_t width = a_.dim(1);
   for (int64_t e = 0; e < E_; ++e) {
     const int64_t b = expert_begin[e], n = expert_begin[e + 1] - b;
@@ -70,6 +127,7 @@ void Experts::backward(const Tensor& dy, Tensor dxin) {
   PhaseScope phase(Phase::expert_gemm);
   Ops& ops = env_.ops;
   ParamStore& P = env_.params;
+  if (const int64_t n = uniform_rows(begin_)) return backward_batched(dy, n, dxin);
   const int64_t width = a_.dim(1);
   for (int64_t e = 0; e < E_; ++e) {
     const int64_t b = begin_[e], n = begin_[e + 1] - b;
