@@ -14,10 +14,6 @@ LossSums CrossEntropyLoss::forward(const Tensor& logits, const Tensor& targets, 
   return {env_.ops.sum(loss_), env_.ops.sum(nll_), count};
 }
 
-void CrossEntropyLoss::backward(Tensor logits, double scale) {
-  env_.ops.cross_entropy_backward(logits, logits, lse_, targets_, smoothing_, scale);
-}
-
 LossSums CrossEntropyLoss::forward_rows(const Tensor& logits, const Tensor& targets, int64_t first,
                                         int64_t count) {
   targets_ = targets;

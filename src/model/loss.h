@@ -19,11 +19,11 @@ class CrossEntropyLoss {
   void allocate(Arena& arena, int64_t n_tokens);
   // logits [N, V]; targets i32 [N]; count = rows with target ≥ 0 (known to the caller).
   LossSums forward(const Tensor& logits, const Tensor& targets, int64_t count);
-  // Overwrites logits with scale·∂(Σ loss)/∂logits.
-  void backward(Tensor logits, double scale);
   // The same for rows [first, first + n) of the N: logits [n, V] holds those rows
   // only (a chunked classifier); targets i32 [N] as in forward().
   LossSums forward_rows(const Tensor& logits, const Tensor& targets, int64_t first, int64_t count);
+  // Overwrites logits [n, V] (rows first.. of the last forward) with
+  // scale·∂(Σ loss)/∂logits; first = 0, n = N for the whole batch.
   void backward_rows(Tensor logits, int64_t first, double scale);
   double smoothing() const { return smoothing_; }
 
