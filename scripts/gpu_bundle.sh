@@ -3,7 +3,7 @@
 # without a GPU) for Hopper (sm_90) and a portable x86-64-v3 CPU, and packs into
 # .device/bundle.tar.xz (git-ignored) everything a GPU machine with the CUDA
 # libraries but no Debian packages needs to run scripts/gpu_check.sh:
-#   bin/    switchyard, test_backend_cuda, test_device_routing_cuda, test_nccl
+#   bin/    switchyard, test_backend_cuda, test_route_ops_cuda, test_nccl
 #   lib/    every shared library they load, the CUDA runtime they were built
 #           against included, except glibc and the big CUDA libraries (cuBLAS,
 #           cuBLASLt, NCCL) and the driver, which the GPU machine has and
@@ -19,10 +19,10 @@ cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DSWITCHYARD_CUDA=ON \
   -DSWITCHYARD_NATIVE=OFF -DCMAKE_CUDA_ARCHITECTURES=90 -DCMAKE_CXX_FLAGS=-march=x86-64-v3 \
   -DCMAKE_SKIP_RPATH=ON >/dev/null  # libraries come from LD_LIBRARY_PATH alone, as gpu_check.sh sets it
-cmake --build build-gpu --target switchyard test_backend_cuda test_device_routing_cuda test_nccl
+cmake --build build-gpu --target switchyard test_backend_cuda test_route_ops_cuda test_nccl
 stage=.device/bundle
 rm -rf "$stage" && mkdir -p "$stage/bin" "$stage/lib"
-bins=(build-gpu/switchyard build-gpu/tests/test_backend_cuda build-gpu/tests/test_device_routing_cuda build-gpu/tests/test_nccl)
+bins=(build-gpu/switchyard build-gpu/tests/test_backend_cuda build-gpu/tests/test_route_ops_cuda build-gpu/tests/test_nccl)
 cp "${bins[@]}" "$stage/bin/"
 
 # The machine's own: glibc and friends, the driver and the CUDA toolkit libraries.

@@ -220,7 +220,7 @@ stage_functions="check_libs check_device sanitize nccl_np1 bench"
 stage libs 60 check_libs
 stage device 60 check_device
 stage ops 180 env CUDA_LAUNCH_BLOCKING=1 "$b/bin/test_backend_cuda" --gtest_filter='Ops/OpDevice.*:Ops/OpDeviceBf16.*' --gtest_color=no
-stage routing 60 "$b/bin/test_device_routing_cuda" --gtest_color=no
+stage routing 60 "$b/bin/test_route_ops_cuda" --gtest_color=no
 stage parity 300 bash tests/cli/cuda_parity.sh "$sy" tests/cli/tiny.yaml
 stage nccl 120 nccl_np1
 stage memcheck 180 sanitize memcheck

@@ -58,23 +58,25 @@ inline void check_targets(const Tensor& targets, int64_t V) {
   for (int64_t i = 0; i < targets.numel(); ++i)
     SY_CHECK(y[i] < V, "target {} at row {} outside the vocabulary [0, {})", y[i], i, V);
 }
-inline void check_index_range(const Tensor& rows, int64_t limit, const char* what) {
+// Indices in [lowest, limit): lowest −1 where −1 marks an empty slot.
+inline void check_index_range(const Tensor& rows, int64_t limit, const char* what, int64_t lowest = 0) {
   if (!on_host(rows)) return;
   const int32_t* r = rows.data<int32_t>();
   for (int64_t i = 0; i < rows.numel(); ++i)
-    SY_CHECK(r[i] >= 0 && r[i] < limit, "{}[{}] = {} outside [0, {})", what, i, r[i], limit);
+    SY_CHECK(r[i] >= lowest && r[i] < limit, "{}[{}] = {} outside [{}, {})", what, i, r[i], lowest, limit);
 }
-// begin [N+1] splits slots into N runs: begin[0] = 0, non-decreasing, begin[N] = the
-// number of slots; each slot indexes one of S rows.
+// begin [N+1] splits the first begin[N] of slots into N runs: begin[0] = 0,
+// non-decreasing, begin[N] ≤ the number of slots (the rest unused); each slot
+// indexes one of S rows.
 inline void check_csr(const Tensor& begin, const Tensor& slots, int64_t S, const char* what) {
   if (!on_host(begin)) return;
   const int32_t* b = begin.data<int32_t>();
   const int64_t N = begin.numel() - 1;
-  SY_CHECK(b[0] == 0 && b[N] == slots.numel(), "{}: begin spans [{}, {}) of {} slots", what, b[0],
+  SY_CHECK(b[0] == 0 && b[N] <= slots.numel(), "{}: begin spans [{}, {}) of {} slots", what, b[0],
            b[N], slots.numel());
   for (int64_t t = 0; t < N; ++t)
     SY_CHECK(b[t] <= b[t + 1], "{}: begin[{}] = {} > begin[{}] = {}", what, t, b[t], t + 1, b[t + 1]);
-  check_index_range(slots, S, what);
+  check_index_range(slots.view({b[N]}), S, what);
 }
 
 struct AttnDims {

@@ -44,6 +44,41 @@ constexpr int64_t kFusedAttentionTile = 32;
 // registers, D / 32 values per lane, and tiles of [32, D] in shared memory).
 constexpr int64_t kFusedAttentionMaxHeadDim = 128;
 
+// ---- MoE routing on the backend's memory (Ops::route_plan) --------------------------------
+// The fixed-capacity rules of docs/routing.md, for groups of equal size: switch_top1
+// (top1), gshard_top2 (top2) and expert choice. Group g's member m is row
+// g·members + m (contiguous groups) or m·seq + g (by-position groups, seq > 0:
+// group g is position g of every sequence).
+enum class RouteRule : uint8_t { top1, top2, expert_choice };
+struct RouteSpec {
+  RouteRule rule = RouteRule::top1;
+  int64_t groups = 0, members = 0, seq = 0;
+  int64_t experts = 0, capacity = 0;  // E; C slots per expert per group
+  // top2: the second choice is kept only if 2·gate > u, u the Philox uniform of
+  // (seed, stream, first_token + row); without second_random it is always kept.
+  bool second_random = false;
+  uint64_t seed = 0, stream = 0;
+  int64_t first_token = 0;
+
+  // (constexpr: device code calls them too)
+  constexpr int64_t rows() const { return groups * members; }
+  constexpr int64_t choices() const { return rule == RouteRule::top2 ? 2 : 1; }  // token choice
+  constexpr int64_t slots() const { return experts * groups * capacity; }
+};
+// The statistics route_plan writes: [E] filled slots per expert, [E] Σ over groups
+// of each expert's C-th largest score (expert choice: the threshold samples), then
+// these sums (the tail).
+enum class RouteStat : int { dropped, balance_sum, gate_sum, entropy_sum, lse2_sum, histogram };
+inline int64_t route_stats_size(int64_t experts) { return 2 * experts + static_cast<int64_t>(RouteStat::histogram) + 5; }
+// A plan on the backend's memory. Slot k = (e·G + g)·C + position: expert-major,
+// then group, then the order the rule filled it; every expert has G·C slots.
+struct RoutePlanTensors {
+  Tensor slot_row;     // i32 [slots]: row of x, −1 when the slot is empty
+  Tensor slot_gate;    // [slots]: combine weight (0 when empty)
+  Tensor token_begin;  // i32 [N + 1]: row t's slots are token_slots[begin[t] .. begin[t+1])
+  Tensor token_slots;  // i32 [slots]: filled slots by row, then slot (empty ones last)
+};
+
 // The front every caller uses. Each public op checks its arguments once (shapes,
 // dtypes, sizes, and index values where they sit in host memory: op_checks.h),
 // then calls the backend's implementation, the protected `*_impl` of the same
@@ -59,6 +94,9 @@ class Ops : public Allocator {
   // ---- memory -----------------------------------------------------------------
   void copy(Tensor dst, const Tensor& src);  // same dtype and numel
   void to_host(void* dst, const Tensor& src);
+  // How many to_host calls this backend has served: each one waits for the device
+  // (what the MoE layer's "host synchronisations" count).
+  uint64_t host_reads() const { return host_reads_; }
   void from_host(Tensor dst, const void* src);
   void fill(Tensor x, double value);
   virtual void synchronize() {}
@@ -185,6 +223,23 @@ class Ops : public Allocator {
                     const Tensor& w);
   // out[i] = ⟨a[i], b[rows[i]]⟩. a [S, C]; b [N, C]; out [S].
   void row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows);
+  // (gather_rows and row_dots: rows[i] = −1 marks an empty slot, whose out is 0.)
+
+  // ---- MoE routing (RouteSpec above; docs/routing.md; the host rules are the oracle) -----
+  // Whether this build routes on the backend (CPU: only when built with Thrust).
+  virtual bool routes_on_backend() const { return false; }
+  // Bytes of scratch route_plan needs (an i32 tensor of ⌈bytes/4⌉ words).
+  static size_t route_scratch_bytes(const RouteSpec& spec);
+  // logits, probs [N, E] → the padded plan; first_count [G, E]: members whose first
+  // choice is e (token choice); lse [N] of the logits; stats [route_stats_size(E)].
+  void route_plan(const RoutePlanTensors& plan, Tensor first_count, Tensor lse, Tensor stats,
+                  Tensor scratch, const Tensor& logits, const Tensor& probs, const RouteSpec& spec);
+  // dgate [slots] = ∂L/∂gate → dlogits [N, E] (written): through the gates, plus
+  // balance_scale × the balance loss E·Σ f·P of every group (f fixed) and z_scale ×
+  // Σ_t lse_t² / N, through the softmax.
+  void route_backward(Tensor dlogits, const Tensor& dgate, const RoutePlanTensors& plan,
+                      const Tensor& probs, const Tensor& first_count, const Tensor& lse,
+                      const RouteSpec& spec, double balance_scale, double z_scale);
 
   // ---- elementwise helpers ---------------------------------------------------------------
   void add(Tensor y, const Tensor& x);  // y += x
@@ -256,6 +311,13 @@ class Ops : public Allocator {
                                  const Tensor& slots, const Tensor& w) = 0;
   virtual void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b,
                              const Tensor& rows) = 0;
+  virtual void route_plan_impl(const RoutePlanTensors& plan, Tensor first_count, Tensor lse,
+                               Tensor stats, Tensor scratch, const Tensor& logits,
+                               const Tensor& probs, const RouteSpec& spec);
+  virtual void route_backward_impl(Tensor dlogits, const Tensor& dgate,
+                                   const RoutePlanTensors& plan, const Tensor& probs,
+                                   const Tensor& first_count, const Tensor& lse,
+                                   const RouteSpec& spec, double balance_scale, double z_scale);
   virtual void add_impl(Tensor y, const Tensor& x) = 0;
   virtual void scale_impl(Tensor x, double s) = 0;
   virtual double sum_impl(const Tensor& x, bool squares) = 0;
@@ -266,6 +328,7 @@ class Ops : public Allocator {
   bool bf16_operands_ = false;
   std::unordered_map<void*, uint64_t> allocations_;
   uint64_t in_use_ = 0, peak_ = 0;
+  uint64_t host_reads_ = 0;
   // The dtype of a floating argument must be one this backend computes in.
   void check_floating(const Tensor& t, const char* what) const;
   void check_embedding(const Tensor& ids, const Tensor& table, const Tensor& rows,

@@ -98,6 +98,7 @@ void visit_config(V& v, Config& c) {
     v.field("w_load", m.w_load);
     v.field("z_loss", m.z_loss);
     v.field("jitter", m.jitter);
+    v.field("device_routing", m.device_routing);
     v.section("expert_choice", [&] {
       v.field("capacity", m.ec_capacity);
       v.choice("grouping", m.ec_grouping, kGroupings);

@@ -1,30 +1,14 @@
 #include "core/rng.h"
 
+#include "core/philox.h"
+
 #include <cmath>
 
 namespace sy {
-namespace {
-constexpr uint32_t kMul0 = 0xD2511F53u, kMul1 = 0xCD9E8D57u;
-constexpr uint32_t kWeyl0 = 0x9E3779B9u, kWeyl1 = 0xBB67AE85u;
-
-inline void mulhilo(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
-  const uint64_t p = static_cast<uint64_t>(a) * b;
-  hi = static_cast<uint32_t>(p >> 32);
-  lo = static_cast<uint32_t>(p);
-}
-}  // namespace
 
 Philox4 philox4x32(Philox4 c, uint64_t key) {
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    uint32_t hi0, lo0, hi1, lo1;
-    mulhilo(kMul0, c[0], hi0, lo0);
-    mulhilo(kMul1, c[2], hi1, lo1);
-    c = {hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0};
-    k0 += kWeyl0;
-    k1 += kWeyl1;
-  }
-  return c;
+  const philox::Block b = philox::rounds(philox::Block{{c[0], c[1], c[2], c[3]}}, key);
+  return {b.w[0], b.w[1], b.w[2], b.w[3]};
 }
 
 Philox4 RngStream::block(uint64_t index) const {
@@ -33,9 +17,7 @@ Philox4 RngStream::block(uint64_t index) const {
   return philox4x32(counter, seed);
 }
 
-float RngStream::uniform(uint64_t index) const {
-  return static_cast<float>(block(index)[0] >> 8) * (1.0f / 16777216.0f);
-}
+float RngStream::uniform(uint64_t index) const { return philox::uniform(seed, stream, index); }
 
 double RngStream::uniform_double(uint64_t index) const {
   const Philox4 b = block(index);

@@ -70,7 +70,9 @@ void TokenDispatcher::dispatch(const Tensor& x, const RoutePlan& plan) {
   Ops& ops = env_.ops;
   {
     PhaseScope phase(Phase::routing);
-    upload(plan, x.numel() / C_);
+    backend_plan_ = plan.on_backend;
+    if (backend_plan_) slots_ = plan.slots();
+    else upload(plan, x.numel() / C_);
     exchange_ = ExchangeStats{};
     ops.gather_rows(xin_.view({slots_, C_}), x, slot_rows_.view({slots_}), Tensor{});
   }
@@ -110,18 +112,23 @@ void TokenDispatcher::dispatch_grad(const Tensor& dout, std::vector<double>& dga
     // ∂L/∂gate of each slot = ⟨∂L/∂y_t, FFN_e(x_t)⟩; ∂L/∂FFN_e(x_t) = gate · ∂L/∂y_t.
     ops.row_dots(dgate_.view({S}), yexp_.view({S, C_}), dout, rows);
     ops.gather_rows(dy_.view({S, C_}), dout, rows, slot_gates_.view({S}));
-    dgate.resize(static_cast<size_t>(S));
-    if (env_.dtype == DType::f64) {
-      ops.to_host(dgate.data(), dgate_.view({S}));
-    } else {
-      std::vector<float> f(static_cast<size_t>(S));
-      ops.to_host(f.data(), dgate_.view({S}));
-      std::copy(f.begin(), f.end(), dgate.begin());
-    }
+    dgate.resize(backend_plan_ ? 0 : static_cast<size_t>(S));  // a backend plan's stay there
+    if (!backend_plan_) copy_to_host(dgate);
   }
   if (shard_.size == 1) return;
   exchange(dy_, send_rows_, recv_, recv_rows_);
   ops.gather_rows(local_dy_.view({rows_, C_}), recv_.view({rows_, C_}), to_local_.view({rows_}), Tensor{});
+}
+
+void TokenDispatcher::copy_to_host(std::vector<double>& dgate) {
+  const Tensor g = dgate_.view({slots_});
+  if (env_.dtype == DType::f64) {
+    env_.ops.to_host(dgate.data(), g);
+  } else {
+    std::vector<float> f(static_cast<size_t>(slots_));
+    env_.ops.to_host(f.data(), g);
+    std::copy(f.begin(), f.end(), dgate.begin());
+  }
 }
 
 void TokenDispatcher::combine_grad(Tensor dx) {

@@ -40,8 +40,11 @@ class TokenDispatcher {
   int64_t max_expert_rows(int64_t max_slots) const { return shard_.size * max_slots; }
 
   // ---- forward ----
-  // The plan to the device, then x's chosen rows to their experts.
+  // The plan to the device (a host plan; a backend plan is already there), then
+  // x's chosen rows to their experts.
   void dispatch(const Tensor& x, const RoutePlan& plan);
+  // The buffers a router routing on the backend writes its plan into.
+  RoutePlanTensors plan_buffers() const { return {slot_rows_, slot_gates_, token_begin_, token_slots_}; }
   Tensor expert_input() const { return expert_in_.view({rows_, C_}); }   // [R, C] expert-major
   const std::vector<int64_t>& expert_begin() const { return *expert_begin_; }  // [local E + 1]
   Tensor expert_output() const { return expert_out_.view({rows_, C_}); }  // [R, C] the experts write
@@ -49,9 +52,11 @@ class TokenDispatcher {
   void combine(Tensor out);
 
   // ---- backward ----
-  // dgate[slot] = ⟨∂L/∂y_t, FFN_e(x_t)⟩; the experts' output gradients gate · ∂L/∂y_t
-  // to their experts (expert_output_grad()).
+  // dgate[slot] = ⟨∂L/∂y_t, FFN_e(x_t)⟩ (gate_grad(); copied into `dgate` for a host
+  // plan); the experts' output gradients gate · ∂L/∂y_t to their experts
+  // (expert_output_grad()).
   void dispatch_grad(const Tensor& dout, std::vector<double>& dgate);
+  Tensor gate_grad() const { return dgate_.view({slots_}); }  // [S]
   Tensor expert_output_grad() const { return expert_dy_.view({rows_, C_}); }  // [R, C]
   Tensor expert_input_grad() const { return expert_dx_.view({rows_, C_}); }   // [R, C] the experts write
   // dx [N, C] = Σ over each token's slots of the experts' input gradients.
@@ -67,6 +72,7 @@ class TokenDispatcher {
 
  private:
   void plan_exchange(const RoutePlan& plan);
+  void copy_to_host(std::vector<double>& dgate);  // dgate_ of the last plan
   void exchange(const Tensor& send, const std::vector<int64_t>& send_rows, Tensor recv,
                 const std::vector<int64_t>& recv_rows);
 
@@ -74,6 +80,7 @@ class TokenDispatcher {
   int64_t C_, E_, local_E_;
   ExpertShard shard_;
   int64_t slots_ = 0;  // S: this rank's slots of the last plan
+  bool backend_plan_ = false;  // the last plan was written on the backend
   int64_t rows_ = 0;   // R: rows this rank's experts process
   // The plan on the device: slot rows and gates, and the token-major index of slots.
   Tensor slot_rows_, slot_gates_, token_begin_, token_slots_;  // i32 / dtype / i32 / i32

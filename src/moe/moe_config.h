@@ -38,6 +38,10 @@ struct MoeConfig {
   // experts
   int64_t expert_d_ff = 0;   // 0: model.d_ff
   ExpertKind expert_kind = ExpertKind::glu;
+  // Route on the backend (Ops::route_plan: the plan, gate gradients and statistics
+  // stay in the backend's memory) instead of on the host. Fixed-capacity routers
+  // only (the router table's backend_rule); groups must divide the micro-batch.
+  bool device_routing = false;
 
   bool enabled() const { return num_experts > 0; }
   bool is_moe_block(int64_t layer) const { return enabled() && (layer + 1) % every == 0; }

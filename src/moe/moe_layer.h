@@ -46,6 +46,9 @@ class MoeLayer final : public FeedForward {
   int64_t params_per_expert() const { return experts_.params_per_expert(); }
   int layer() const { return layer_; }
   const ExchangeStats& exchange() const { return dispatcher_.exchange(); }
+  // Device → host reads inside this layer's forwards and backwards so far (with
+  // moe.device_routing and a fixed capacity: none).
+  uint64_t host_reads() const { return host_reads_; }
 
  private:
   LayerEnv env_;
@@ -57,6 +60,8 @@ class MoeLayer final : public FeedForward {
   TokenDispatcher dispatcher_;
   RoutePlan plan_;
   int64_t max_slots_per_token_ = 0;
+  int64_t max_seq_ = 0;  // bounds the by-position groups of a micro-batch
+  uint64_t host_reads_ = 0;
   std::vector<double> dgate_;  // [slots] ∂L/∂gate, host (the router's backward reads it)
 };
 

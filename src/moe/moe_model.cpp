@@ -118,6 +118,12 @@ FfnFactory MoeModel::factory() {
   };
 }
 
+uint64_t MoeModel::host_reads() const {
+  uint64_t n = 0;
+  for (const MoeLayer* l : layers_) n += l->host_reads();
+  return n;
+}
+
 double MoeModel::aux_loss() const {
   double a = 0;
   for (const MoeLayer* l : layers_) a += l->aux_loss();

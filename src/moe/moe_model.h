@@ -97,6 +97,9 @@ class MoeModel {
   void end_step(Communicator& world);
   const std::vector<RouterStats>& snapshot_stats() const { return stats_; }
   // Σ over MoE layers of their weighted auxiliary losses (last forward).
+  // Device → host reads inside the MoE layers so far (the step breakdown reports
+  // them per step).
+  uint64_t host_reads() const;
   double aux_loss() const;
   // Weight elements a token meets in the MoE blocks at the snapshot's mean experts
   // per token (router + experts), minus what dense FFNs there would have had.

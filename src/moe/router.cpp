@@ -51,9 +51,32 @@ Router::Router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg, in
                            0.02, /*decay=*/false);
   if (noisy)
     w_noise_ = env.params.add(prefix + ".router.w_noise", {E_, C_}, Init::zeros, 0.0, false);
+  if (cfg_.device_routing) {
+    backend_rule_ = router_info(cfg.router).backend_rule;
+    SY_CHECK(backend_rule_.has_value(), "moe.device_routing with {}, which has no backend rule", router_name(cfg.router));
+    if (!env.ops.routes_on_backend())
+      throw Error(ExitCode::bad_input,
+                  fmt::format("moe.device_routing: the {} backend of this build cannot route (built without the "
+                              "CUDA toolkit's CCCL/Thrust headers); set moe.device_routing: false",
+                              env.ops.name()));
+  }
 }
 
-void Router::allocate(Arena& arena, int64_t N) {
+int64_t Router::backend_slots(int64_t N, int64_t max_seq) const {
+  if (!backend_rule_) return 0;
+  // E·G·C with C ≤ ⌈c·S/E⌉ ≤ c·S/E + 1: at most c·N + E·G slots, and never more
+  // than E·N (C ≤ S). G: one group per position, or N / group_size.
+  const int64_t G = groups_by_position() && cfg_.ec_grouping == EcGrouping::by_position
+                        ? std::min(N, max_seq)
+                        : (cfg_.group_size > 0 ? (N + cfg_.group_size - 1) / cfg_.group_size : 1);
+  const double c = *backend_rule_ == RouteRule::expert_choice
+                       ? cfg_.ec_capacity
+                       : std::max(cfg_.capacity_factor, cfg_.eval_capacity_factor) * (*backend_rule_ == RouteRule::top2 ? 2 : 1);
+  const int64_t bound = static_cast<int64_t>(std::ceil(c * static_cast<double>(N))) + E_ * G;
+  return std::min(bound, E_ * N);
+}
+
+void Router::allocate(Arena& arena, int64_t N, int64_t max_seq) {
   const DType t = env_.dtype;
   xr_ = arena.make(t, {N, C_});
   logits_ = arena.make(t, {N, E_});
@@ -61,6 +84,114 @@ void Router::allocate(Arena& arena, int64_t N) {
   dlogits_ = arena.make(t, {N, E_});
   dx_ = arena.make(t, {N, C_});
   if (w_noise_ >= 0) noise_logits_ = arena.make(t, {N, E_});
+  if (backend_rule_) {
+    first_count_ = arena.make(t, {N * E_});
+    backend_lse_ = arena.make(t, {N});
+    backend_stats_ = arena.make(t, {route_stats_size(E_)});
+    theta_sums_ = arena.make(t, {E_});
+    // The largest scratch any grouping of N rows needs: every row its own group
+    // with one slot per expert (E·N candidates and slots).
+    RouteSpec worst;
+    worst.rule = RouteRule::expert_choice;
+    worst.groups = N, worst.members = 1, worst.experts = E_, worst.capacity = 1;
+    (void)max_seq;
+    route_scratch_ = arena.make(DType::i32, {static_cast<int64_t>((Ops::route_scratch_bytes(worst) + 3) / 4)});
+  }
+}
+
+bool Router::routes_on_backend(const RouteContext& ctx, int64_t N) const {
+  if (!backend_rule_ || hold_ || ctx.inference) return false;
+  // Expert choice evaluated by its thresholds reads one token at a time: host.
+  if (*backend_rule_ == RouteRule::expert_choice && !ctx.training && cfg_.eval_routing == EvalRouting::threshold &&
+      !thresholds_.empty())
+    return false;
+  if (groups_by_position() && cfg_.ec_grouping == EcGrouping::by_position) return ctx.batch * ctx.seq == N;
+  const int64_t G = cfg_.group_size > 0 ? std::min(cfg_.group_size, N) : N;
+  return N % G == 0;  // equal groups only; a ragged last group routes on the host
+}
+
+RouteSpec Router::backend_spec(const RouteContext& ctx, int64_t N) const {
+  RouteSpec s;
+  s.rule = *backend_rule_;
+  s.experts = E_;
+  if (groups_by_position() && cfg_.ec_grouping == EcGrouping::by_position) {
+    s.groups = ctx.seq, s.members = ctx.batch, s.seq = ctx.seq;
+  } else {
+    s.members = cfg_.group_size > 0 ? std::min(cfg_.group_size, N) : N;
+    s.groups = N / s.members;
+  }
+  s.capacity = capacity(s.members, ctx.training);
+  s.second_random = s.rule == RouteRule::top2 && cfg_.second_policy == SecondPolicy::random && ctx.training;
+  s.seed = ctx.seed;
+  s.stream = draw_stream("moe.gshard.second", ctx.step, layer_);
+  s.first_token = ctx.first_token;
+  return s;
+}
+
+void Router::forward_on_backend(const RouteContext& ctx, int64_t N, RoutePlan& plan, const RoutePlanTensors& t) {
+  Ops& ops = env_.ops;
+  spec_ = backend_spec(ctx, N);
+  const int64_t K = spec_.slots();
+  SY_CHECK(t.slot_row.numel() >= K && t.token_begin.numel() >= N + 1,
+           "the dispatcher's plan buffers hold {} slots, {} are needed", t.slot_row.numel(), K);
+  backend_plan_ = RoutePlanTensors{t.slot_row.view({K}), t.slot_gate.view({K}), t.token_begin.view({N + 1}),
+                                   t.token_slots.view({K})};
+  ops.route_plan(backend_plan_, first_count_.view({spec_.groups * E_}), backend_lse_.view({N}), backend_stats_,
+                 route_scratch_, logits_.view({N, E_}), probs_.view({N, E_}), spec_);
+  plan.on_backend = true;
+  plan.slot_token.clear();
+  plan.slot_gate.clear();
+  plan.expert_begin.resize(static_cast<size_t>(E_ + 1));
+  for (int64_t e = 0; e <= E_; ++e) plan.expert_begin[e] = e * spec_.groups * spec_.capacity;
+  backend_forward_ = true;
+  stats_pending_ = true;
+  if (ctx.training && groups_by_position()) {  // this step's threshold samples, summed on the backend
+    if (theta_groups_ == 0) ops.fill(theta_sums_, 0.0);
+    ops.add(theta_sums_, backend_stats_.view({E_}, E_));
+    theta_groups_ += spec_.groups;
+  }
+}
+
+std::vector<double>& Router::threshold_samples() {
+  if (theta_groups_ > 0) {  // fold the backend's sums in (once per step)
+    std::vector<double> sums = host_values(env_.ops, theta_sums_);
+    if (theta_samples_.empty()) theta_samples_.assign(static_cast<size_t>(E_ + 1), 0.0);
+    for (int64_t e = 0; e < E_; ++e) theta_samples_[e] += sums[e];
+    theta_samples_[E_] += static_cast<double>(theta_groups_);
+    theta_groups_ = 0;
+  }
+  return theta_samples_;
+}
+
+const RouterStats& Router::stats() const {
+  if (stats_pending_) read_backend_stats();
+  return stats_;
+}
+
+void Router::read_backend_stats() const {
+  stats_pending_ = false;
+  const std::vector<double> v = host_values(env_.ops, backend_stats_);
+  const double* tail = v.data() + 2 * E_;
+  auto at = [&](RouteStat s) { return tail[static_cast<int>(s)]; };
+  RouterStats& s = stats_;
+  s = RouterStats{};
+  s.tokens = spec_.rows();
+  s.groups = spec_.groups;
+  s.capacity = spec_.capacity;
+  s.tokens_per_expert.resize(static_cast<size_t>(E_));
+  for (int64_t e = 0; e < E_; ++e) {
+    s.tokens_per_expert[e] = std::llround(v[e]);
+    s.choices += s.tokens_per_expert[e];
+  }
+  s.dropped = std::llround(at(RouteStat::dropped));
+  for (int b = 0; b < 5; ++b) s.histogram[b] = std::llround(tail[static_cast<int>(RouteStat::histogram) + b]);
+  const double N = static_cast<double>(s.tokens), G = static_cast<double>(s.groups);
+  s.entropy = at(RouteStat::entropy_sum) / N;
+  s.z = at(RouteStat::lse2_sum) / N;
+  s.mean_gate = s.choices ? at(RouteStat::gate_sum) / static_cast<double>(s.choices) : 0;
+  const double balance = router_info(cfg_.router).balance_loss ? at(RouteStat::balance_sum) / G : 0.0;
+  s.balance = balance;
+  s.aux_weighted = ctx_.training ? aux_weight() * balance + cfg_.z_loss * s.z : 0.0;
 }
 
 void Router::make_groups(const RouteContext& ctx, int64_t N) {
@@ -92,7 +223,7 @@ void Router::make_groups(const RouteContext& ctx, int64_t N) {
   }
 }
 
-void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) {
+void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan, const RoutePlanTensors& on_backend) {
   Ops& ops = env_.ops;
   const Ops::Fp32Operands fp32(ops);  // router math stays fp32 under precision: bf16
   const int64_t N = x.numel() / C_;
@@ -114,6 +245,9 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) 
   }
   ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_gate_), 0.0, logits_);
   ops.softmax_forward(probs_, logits_);
+  backend_forward_ = false;
+  stats_pending_ = false;
+  if (routes_on_backend(ctx, N)) return forward_on_backend(ctx, N, plan, on_backend);
   host_z_ = host_values(ops, logits_);
   host_p_ = host_values(ops, probs_);
   lse_.assign(static_cast<size_t>(N), 0.0);
@@ -157,11 +291,13 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan) 
     else g.route = select(g, capacity(g.S, ctx.training));
   }
   if (ctx.training && groups_by_position()) sample_thresholds();
+  plan.on_backend = false;
   fill_plan(plan);
   fill_stats(plan);
 }
 
 std::vector<Router::Dropped> Router::dropped_choices() const {
+  SY_CHECK(!backend_forward_, "dropped choices are kept by host routing only (moe.device_routing: false)");
   std::vector<Dropped> out;
   const int64_t k = choices_per_token();
   if (k <= 0) return out;
@@ -327,12 +463,31 @@ void Router::backward(const std::vector<double>& dgate, double aux_scale, Tensor
         dz[t * E_ + e] += aux_scale * cfg_.z_loss * 2.0 * lse_[t] * host_p_[t * E_ + e] / N;
 
   set_values(ops, dlogits_, dz);
+  router_input_backward(N, dx, noisy ? &dsigma : nullptr);
+}
+
+void Router::backward(const Tensor& dgate, double aux_scale, Tensor dx) {
+  SY_CHECK(backend_forward_, "a backend gate gradient for a host plan");
+  const int64_t N = spec_.rows();
+  const bool balance = router_info(cfg_.router).balance_loss && ctx_.training;
+  const double balance_scale = balance ? aux_scale * aux_weight() / static_cast<double>(spec_.groups) : 0.0;
+  const double z_scale = ctx_.training && cfg_.z_loss > 0 ? aux_scale * cfg_.z_loss : 0.0;
+  env_.ops.route_backward(dlogits_.view({N, E_}), dgate, backend_plan_, probs_.view({N, E_}),
+                          first_count_.view({spec_.groups * E_}), backend_lse_.view({N}), spec_, balance_scale,
+                          z_scale);
+  router_input_backward(N, dx, nullptr);
+}
+
+// dlogits_ → the router weights' gradients and dx += ∂L/∂x (through the noise
+// scale σ = softplus(x·W_noiseᵀ) + 0.01 when dsigma is given, and the jitter).
+void Router::router_input_backward(int64_t N, Tensor dx, const std::vector<double>* dsigma) {
+  Ops& ops = env_.ops;
   const Ops::Fp32Operands fp32(ops);
   ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_gate_));
   ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_gate_), 0.0, dx_);
-  if (noisy) {  // σ = softplus(x·W_noiseᵀ) + 0.01
-    std::vector<double> dnz(dz.size());
-    for (size_t i = 0; i < dz.size(); ++i) dnz[i] = dsigma[i] * sigmoid(host_nz_[i]);
+  if (dsigma) {
+    std::vector<double> dnz(dsigma->size());
+    for (size_t i = 0; i < dnz.size(); ++i) dnz[i] = (*dsigma)[i] * sigmoid(host_nz_[i]);
     set_values(ops, dlogits_, dnz);
     ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_noise_));
     ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_noise_), 1.0, dx_);

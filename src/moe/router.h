@@ -7,6 +7,7 @@
 // router weights and of x. Routers never talk to other ranks.
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,15 @@ struct RouteContext {
 
 // For each expert, its slots: the rows of x it processes, in slot order, and the
 // combine weight of each. Experts are laid out one after another (expert-major).
+// With moe.device_routing the slots, their rows and gates stay in the backend's
+// memory (RoutePlanTensors, padded: G·C slots per expert) and the host holds only
+// expert_begin, which the fixed capacity determines.
 struct RoutePlan {
   std::vector<int64_t> expert_begin;  // [E+1]
-  std::vector<int32_t> slot_token;    // [slots] row of x
-  std::vector<double> slot_gate;      // [slots]
-  int64_t slots() const { return static_cast<int64_t>(slot_token.size()); }
+  std::vector<int32_t> slot_token;    // [slots] row of x (host plans)
+  std::vector<double> slot_gate;      // [slots] (host plans)
+  bool on_backend = false;
+  int64_t slots() const { return on_backend ? expert_begin.back() : static_cast<int64_t>(slot_token.size()); }
 };
 
 struct RouterStats {
@@ -58,15 +63,24 @@ class Router {
   Router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg, int64_t d_model,
          int layer, Arch arch);
   virtual ~Router() = default;
-  void allocate(Arena& arena, int64_t n_tokens);
+  // max_seq bounds the by-position groups of a micro-batch.
+  void allocate(Arena& arena, int64_t n_tokens, int64_t max_seq);
+  // Slots a plan on the backend can have at most (0 without moe.device_routing).
+  int64_t backend_slots(int64_t n_tokens, int64_t max_seq) const;
 
-  // x [N, C] → plan. Fills stats().
-  void forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan);
+  // x [N, C] → plan. Fills stats(). With moe.device_routing, and when the forward
+  // allows it (training or group evaluation with equal groups), the plan is
+  // written to `on_backend` and plan.on_backend is set; otherwise a host plan.
+  void forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan,
+               const RoutePlanTensors& on_backend = {});
   // dgate [slots] = ∂L/∂(combine weight) per slot of the last plan; auxiliary losses
   // enter with weight aux_scale. Accumulates router weight gradients; dx += ∂L/∂x.
+  // A host plan's dgate is on the host, a backend plan's on the backend.
   void backward(const std::vector<double>& dgate, double aux_scale, Tensor dx);
+  void backward(const Tensor& dgate, double aux_scale, Tensor dx);
 
-  const RouterStats& stats() const { return stats_; }
+  // (A backend plan's statistics are read from the backend here, once per forward.)
+  const RouterStats& stats() const;
   // Token choice, last forward: the choices each row of x wanted (its top
   // choices_per_token() experts by selection score) that capacity dropped, as
   // (row, expert, probability p[row, expert]). Expert choice drops nothing.
@@ -84,7 +98,7 @@ class Router {
   // moe.expert_choice.threshold_decay), so the window is the same ~1/(1−decay)
   // steps whatever the grouping. threshold_samples(): [E sums…, group count].
   const std::vector<double>& thresholds() const { return thresholds_; }
-  std::vector<double>& threshold_samples() { return theta_samples_; }
+  std::vector<double>& threshold_samples();
   void end_step();  // (with the samples already summed over ranks)
   void set_eval_routing(EvalRouting r) { cfg_.eval_routing = r; }
   void set_thresholds(std::vector<double> t) { thresholds_ = std::move(t); }
@@ -143,6 +157,13 @@ class Router {
   void fill_plan(RoutePlan& plan);
   void fill_stats(const RoutePlan& plan);
   void sample_thresholds();
+  // Routing on the backend (moe.device_routing): whether this forward can, its
+  // spec, and the statistics it left in backend memory.
+  bool routes_on_backend(const RouteContext& ctx, int64_t N) const;
+  RouteSpec backend_spec(const RouteContext& ctx, int64_t N) const;
+  void forward_on_backend(const RouteContext& ctx, int64_t N, RoutePlan& plan, const RoutePlanTensors& t);
+  void read_backend_stats() const;
+  void router_input_backward(int64_t N, Tensor dx, const std::vector<double>* dsigma);
 
   LayerEnv env_;
   MoeConfig cfg_;
@@ -161,9 +182,21 @@ class Router {
   std::vector<Group> groups_;
   std::vector<int64_t> slot_group_, slot_choice_;  // plan slot → (group, choice)
   RouteContext ctx_;
-  RouterStats stats_;
+  mutable RouterStats stats_;  // (mutable: a backend plan's are read on demand)
   std::vector<double> thresholds_;  // [E] (empty until the first training step)
   std::vector<double> theta_samples_;  // [E + 1]: this step's sums of C-th scores, groups
+  // moe.device_routing
+  std::optional<RouteRule> backend_rule_;
+  RouteSpec spec_;                 // of the last forward on the backend
+  RoutePlanTensors backend_plan_;  // its plan (the dispatcher's buffers)
+  bool backend_forward_ = false;   // the last forward routed on the backend
+  Tensor first_count_;             // [≤ N, E]
+  Tensor backend_lse_;             // [N]
+  Tensor backend_stats_;           // [route_stats_size(E)]
+  Tensor theta_sums_;              // [E] this step's threshold samples, on the backend
+  int64_t theta_groups_ = 0;       // … and how many groups they sum over
+  Tensor route_scratch_;           // i32
+  mutable bool stats_pending_ = false;  // backend_stats_ not yet read into stats_
 };
 
 // Switch and GShard: token choice with a capacity of ⌈factor · k · S / E⌉ slots and

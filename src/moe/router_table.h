@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <optional>
 #include <vector>
 
 #include "moe/router.h"
@@ -28,6 +29,8 @@ struct RouterInfo {
   bool noise_weights;  // a second [E, C] weight (w_noise); the gate starts at zero
   // Its own entries in metrics.jsonl's per-layer record (besides the common ones).
   std::vector<std::pair<const char*, double>> (*extra_metrics)(const RouterStats&);
+  // Its rule on the backend (Ops::route_plan), when it has one: moe.device_routing.
+  std::optional<RouteRule> backend_rule;
 };
 
 const std::vector<RouterInfo>& router_table();

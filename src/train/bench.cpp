@@ -194,6 +194,7 @@ void print_step_breakdown(Trainer& trainer, int64_t first_step, int steps) {
   Ops& ops = trainer.model().params().ops();
   trainer.train_step(first_step++);  // warm, in case the benchmarks above were filtered out
   set_phase_profiling([&ops] { ops.synchronize(); });
+  const uint64_t moe_reads = trainer.moe() ? trainer.moe()->host_reads() : 0;
   Timer timer;
   for (int i = 0; i < steps; ++i) trainer.train_step(first_step + i);
   ops.synchronize();
@@ -210,6 +211,9 @@ void print_step_breakdown(Trainer& trainer, int64_t first_step, int steps) {
   }
   fmt::print("  {:<42} {:9.2f} ms  {:5.1f}%\n", "other (dense FFN, norms, embedding, loss)",
              1e3 * (total - accounted), 100.0 * (total - accounted) / total);
+  if (trainer.moe())  // each read waits for the device: zero is the aim (moe.device_routing)
+    fmt::print("  host synchronisations inside the MoE layers: {:.0f} per step\n",
+               static_cast<double>(trainer.moe()->host_reads() - moe_reads) / steps);
 }
 
 // Decoding (decoder models): one sequence continued position by position with the

@@ -708,6 +708,42 @@ void dispatch_cases(std::vector<OpCase>& cs) {
     cs.push_back(c);
   }
   {
+    // A padded plan (routing on the backend): slots with row −1 are empty, their
+    // gathered row and their dot are 0 (written over what was there).
+    const std::vector<int32_t> padded = {4, -1, 0, -1, -1, 1, 2};
+    OpCase g;
+    g.name = "gather_rows_padded";
+    g.make = [=] {
+      return Host{{"x", rnd({N, C}, 20)}, {"rows", idx({S}, padded)}, {"w", rnd({S}, 22)}, {"out", rnd({S, C}, 24)}};
+    };
+    g.run = [](Ops& ops, Bound& b) { ops.gather_rows(b["out"], b["x"], b["rows"], b["w"]); };
+    g.outputs = {"out"};
+    g.reference = [=](Host& h) {
+      for (int64_t i = 0; i < S; ++i)
+        for (int64_t k = 0; k < C; ++k)
+          h["out"].f[i * C + k] = padded[i] < 0 ? 0.0 : h["w"].f[i] * h["x"].f[padded[i] * C + k];
+    };
+    g.f64 = {1e-15, 0};
+    g.f32 = g.device = {1e-7, 0};
+    cs.push_back(g);
+    OpCase d;
+    d.name = "row_dots_padded";
+    d.make = [=] {
+      return Host{{"a", rnd({S, C}, 21)}, {"x", rnd({N, C}, 20)}, {"rows", idx({S}, padded)}, {"out", rnd({S}, 25)}};
+    };
+    d.run = [](Ops& ops, Bound& b) { ops.row_dots(b["out"], b["a"], b["x"], b["rows"]); };
+    d.outputs = {"out"};
+    d.reference = [=](Host& h) {
+      for (int64_t i = 0; i < S; ++i) {
+        double sum = 0;
+        for (int64_t k = 0; padded[i] >= 0 && k < C; ++k) sum += h["a"].f[i * C + k] * h["x"].f[padded[i] * C + k];
+        h["out"].f[i] = sum;
+      }
+    };
+    d.f64 = {1e-14, 1e-14};
+    cs.push_back(d);
+  }
+  {
     OpCase c;  // permute, then unpermute: the identity, bit for bit, on every backend
     c.name = "permute_then_unpermute_is_identity";
     const int64_t T = 6, W = 37;

@@ -156,7 +156,13 @@ TEST_F(OpFront, GatherRowsAndRowDotsCheckSizesDtypesAndRanges) {
   EXPECT_EQ(ops.calls, (std::vector<std::string>{"gather_rows", "row_dots"}));
   EXPECT_DEATH(ops.gather_rows(as_tensor(out, {S, C}), as_tensor(x, {N, C}),
                                as_tensor(rows_bad, {S}), Tensor{}),
-               "gather_rows rows\\[0\\] = 3 outside \\[0, 3\\)");
+               "gather_rows rows\\[0\\] = 3 outside \\[-1, 3\\)");
+  // −1 marks an empty slot (a padded plan); anything below is refused.
+  auto rows_empty = idx({-1, 0}), rows_negative = idx({-2, 0});
+  ops.gather_rows(as_tensor(out, {S, C}), as_tensor(x, {N, C}), as_tensor(rows_empty, {S}), Tensor{});
+  EXPECT_DEATH(ops.row_dots(as_tensor(dots, {S}), as_tensor(out, {S, C}), as_tensor(x, {N, C}),
+                            as_tensor(rows_negative, {S})),
+               "row_dots rows\\[0\\] = -2 outside \\[-1, 3\\)");
   auto out_small = f(S * C - 1);
   EXPECT_DEATH(ops.gather_rows(as_tensor(out_small, {S * C - 1}), as_tensor(x, {N, C}),
                                as_tensor(rows, {S}), Tensor{}),
@@ -168,7 +174,7 @@ TEST_F(OpFront, GatherRowsAndRowDotsCheckSizesDtypesAndRanges) {
   EXPECT_DEATH(ops.row_dots(as_tensor(dots, {S}), as_tensor(out, {S, C}), as_tensor(x64, {N, C}),
                             as_tensor(rows, {S})),
                "row_dots b is f64, expected f32");
-  EXPECT_EQ(ops.calls.size(), 2u);
+  EXPECT_EQ(ops.calls.size(), 3u);
 }
 
 // Attention backward checks every scratch buffer of the cache, dq, dk, dv included.

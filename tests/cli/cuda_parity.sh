@@ -19,7 +19,8 @@ probe=$("$bin" train -c "$cfg" "${S[@]}" --set backend=cuda --set train.steps=1 
   echo "FAIL: one CUDA step failed:"; echo "$probe"; exit 1
 }
 for router in dense dense_logits_chunk dense_fused switch_top1 gshard_top2 expert_choice expert_choice_capped \
-              noisy_topk dense_bf16 dense_fused_bf16 gshard_top2_bf16; do
+              noisy_topk dense_bf16 dense_fused_bf16 gshard_top2_bf16 \
+              switch_top1_device gshard_top2_device expert_choice_device; do
   R=(--set moe.router="$router")
   tol=1e-4
   [ "$router" = dense ] && R=(--set moe.num_experts=0)
@@ -33,6 +34,8 @@ for router in dense dense_logits_chunk dense_fused switch_top1 gshard_top2 exper
   [ "$router" = gshard_top2_bf16 ] && R=(--set moe.router=gshard_top2 --set precision=bf16) && tol=2e-3
   [ "$router" = expert_choice_capped ] &&
     R=(--set moe.router=expert_choice --set moe.expert_choice.max_experts_per_token=2)
+  # Routing on the backend (moe.device_routing): Thrust on the GPU, its OpenMP build on the CPU.
+  case "$router" in *_device) R=(--set moe.router="${router%_device}" --set moe.device_routing=true) ;; esac
   for backend in cpu cuda; do
     "$bin" train -c "$cfg" "${S[@]}" "${R[@]}" --set backend=$backend \
       --set run.dir="$dir/$router-$backend" >"$dir/$router-$backend.out" 2>&1 || {

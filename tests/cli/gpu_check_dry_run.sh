@@ -13,7 +13,7 @@ if "$build/tests/test_backend_cuda" --gtest_filter=CudaDevice.* 2>&1 | grep -q '
   echo "skipped: this machine has a GPU (the dry run is for machines without one)"; exit 77
 fi
 mkdir -p "$dir/bundle/bin" "$dir/bundle/lib"
-ln -s "$build/switchyard" "$build/tests/test_backend_cuda" "$build/tests/test_device_routing_cuda" \
+ln -s "$build/switchyard" "$build/tests/test_backend_cuda" "$build/tests/test_route_ops_cuda" \
   "$build/tests/test_nccl" "$dir/bundle/bin/"
 echo "commit: dry run" >"$dir/bundle/BUILD.txt"
 fail() { echo "FAIL: $*"; echo "--- summary:"; cat "$dir"/out*/summary.txt 2>/dev/null; exit 1; }

@@ -53,6 +53,13 @@ TEST(Config, TableOfInvalidConfigs) {
       {"moe:\n  num_experts: 4\n  every: 9\n", "moe.every = 9: must not exceed model.n_layers (4)"},
       {"moe:\n  num_experts: 4\n  router: expert_choice\n  expert_choice:\n    max_experts_per_token: 5\n",
        "moe.expert_choice.max_experts_per_token = 5: must be in [0, moe.num_experts]"},
+      {"moe:\n  num_experts: 4\n  router: noisy_topk\n  device_routing: true\n",
+       "moe.router = noisy_topk: has no backend rule"},
+      {"moe:\n  num_experts: 4\n  router: expert_choice\n  device_routing: true\n  expert_choice:\n"
+       "    max_experts_per_token: 2\n",
+       "capped expert choice routes on the host only"},
+      {"moe:\n  num_experts: 4\n  capacity_factor: 0\n  device_routing: true\n",
+       "moe.capacity_factor = 0: must be positive with moe.device_routing"},
   };
   for (const BadCase& c : cases) {
     const std::string msg = error_of(c.yaml);

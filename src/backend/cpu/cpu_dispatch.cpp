@@ -9,8 +9,12 @@ template <class T>
 void gather(T* out, const T* x, const int32_t* rows, const T* w, int64_t S, int64_t C) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < S; ++i) {
-    const T* src = x + static_cast<int64_t>(rows[i]) * C;
     T* dst = out + i * C;
+    if (rows[i] < 0) {  // an empty slot
+      for (int64_t c = 0; c < C; ++c) dst[c] = T(0);
+      continue;
+    }
+    const T* src = x + static_cast<int64_t>(rows[i]) * C;
     const T wi = w ? w[i] : T(1);
     for (int64_t c = 0; c < C; ++c) dst[c] = wi * src[c];
   }
@@ -35,6 +39,10 @@ template <class T>
 void dots(T* out, const T* a, const T* b, const int32_t* rows, int64_t S, int64_t C) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < S; ++i) {
+    if (rows[i] < 0) {  // an empty slot
+      out[i] = T(0);
+      continue;
+    }
     const T* x = a + i * C;
     const T* y = b + static_cast<int64_t>(rows[i]) * C;
     T s = 0;

@@ -8,14 +8,18 @@
 namespace sy {
 namespace {
 
-// out[i, c] = w[i] · x[rows[i], c]; x has N rows.
+// out[i, c] = w[i] · x[rows[i], c]; x has N rows; rows[i] = −1: an empty slot, 0.
 __global__ void gather_kernel(float* out, const float* x, const int32_t* rows, const float* w,
                               int64_t S, int64_t C, int64_t N) {
   const int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (o >= S * C) return;
   const int64_t i = o / C, c = o % C;
   const int64_t r = rows[i];
-  if (r < 0 || r >= N) __trap();
+  if (r < -1 || r >= N) __trap();
+  if (r < 0) {  // an empty slot
+    out[o] = 0.0f;
+    return;
+  }
   const float v = x[r * C + c];
   out[o] = w ? w[i] * v : v;
 }
@@ -44,7 +48,11 @@ __global__ void dots_kernel(float* out, const float* a, const float* b, const in
                             int64_t C, int64_t N) {
   __shared__ float shared[32];
   const int64_t r = rows[blockIdx.x];
-  if (r < 0 || r >= N) __trap();
+  if (r < -1 || r >= N) __trap();
+  if (r < 0) {  // an empty slot (the whole block returns together)
+    if (threadIdx.x == 0) out[blockIdx.x] = 0.0f;
+    return;
+  }
   const float* x = a + blockIdx.x * C;
   const float* y = b + r * C;
   float s = 0;
