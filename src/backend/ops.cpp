@@ -434,20 +434,29 @@ void Ops::row_dots(Tensor out, const Tensor& a, const Tensor& b, const Tensor& r
 
 // ---- MoE routing ---------------------------------------------------------------------------
 namespace {
-void check_route(const Ops& ops, const RoutePlanTensors& plan, const Tensor& probs, const Tensor& first_count,
-                 const Tensor& lse, const RouteSpec& s, const char* what) {
+void check_route(const Ops& ops, const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
+                 const RouteSpec& s, const char* what) {
   SY_CHECK(s.groups > 0 && s.members > 0 && s.experts > 0, "{}: {} groups of {} members over {} experts", what,
            s.groups, s.members, s.experts);
   SY_CHECK(s.capacity >= 1 && s.capacity <= s.members, "{}: capacity {} outside [1, {}] (the group size)", what,
            s.capacity, s.members);
   SY_CHECK(s.seq == 0 || s.seq == s.groups, "{}: by-position groups are one per position: {} groups, seq {}",
            what, s.groups, s.seq);
-  SY_CHECK(s.rule == RouteRule::expert_choice || s.rule == RouteRule::top1 || s.experts >= 2,
-           "{}: top-2 needs 2 experts", what);
+  SY_CHECK(s.rule != RouteRule::top2 || s.experts >= 2, "{}: top-2 needs 2 experts", what);
+  SY_CHECK(s.rule != RouteRule::topk || (s.top_k >= 1 && s.top_k <= std::min(s.experts, kRouteMaxTopK) &&
+                                         s.experts <= kRouteMaxTopkExperts),
+           "{}: top-{} of {} experts (at most top-{} of {})", what, s.top_k, s.experts, kRouteMaxTopK,
+           kRouteMaxTopkExperts);
   const int64_t N = s.rows(), E = s.experts;
-  check_numel(probs, N * E, what);
-  check_numel(lse, N, what);
-  check_numel(first_count, s.groups * E, what);
+  check_numel(in.probs, N * E, what);
+  check_numel(in.logits, N * E, what);
+  if (s.rule == RouteRule::topk && s.noisy) check_numel(in.noise_logits, N * E, what);
+  check_numel(st.lse, N, what);
+  check_numel(st.first_count, s.groups * E, what);
+  check_numel(st.stats, route_stats_size(E), what);
+  check_index(st.scratch, ops.device(), what);
+  SY_CHECK(st.scratch.bytes() >= Ops::route_scratch_bytes(s), "{}: scratch has {} bytes of the {} it needs", what,
+           st.scratch.bytes(), Ops::route_scratch_bytes(s));
   check_numel(plan.slot_row, s.slots(), what);
   check_numel(plan.slot_gate, s.slots(), what);
   check_numel(plan.token_begin, N + 1, what);
@@ -455,59 +464,60 @@ void check_route(const Ops& ops, const RoutePlanTensors& plan, const Tensor& pro
   check_index(plan.slot_row, ops.device(), what);
   check_index(plan.token_begin, ops.device(), what);
   check_index(plan.token_slots, ops.device(), what);
-  check_same(probs.dtype, ops.device(),
-             {{plan.slot_gate, "route slot_gate"}, {first_count, "route first_count"}, {lse, "route lse"}});
+  check_same(in.probs.dtype, ops.device(),
+             {{in.logits, "route logits"}, {plan.slot_gate, "route slot_gate"}, {st.first_count, "route first_count"},
+              {st.lse, "route lse"}, {st.stats, "route stats"}});
+  if (s.rule == RouteRule::topk && s.noisy) check_same(in.probs.dtype, ops.device(), {{in.noise_logits, "route noise_logits"}});
 }
 }  // namespace
 
 size_t Ops::route_scratch_bytes(const RouteSpec& spec) {
-  // The algorithms' layout (route_algorithms.h), mirrored without their headers:
-  // five arrays over the larger of candidates and slots, partial sums, and Thrust's
-  // temporaries.
-  const int64_t cand = spec.rule == RouteRule::expert_choice ? spec.rows() * spec.experts
-                                                             : spec.rows() * spec.choices();
+  // The algorithms' layout (route::carve in route_algorithms.h), mirrored without
+  // their headers: five arrays over the larger of candidates and slots, partial
+  // sums, per-row values, noisy top-k's scores and group sums, alignment, and
+  // Thrust's temporaries.
+  const int64_t N = spec.rows(), E = spec.experts, G = spec.groups;
+  const int64_t cand = spec.rule == RouteRule::expert_choice ? N * E : N * spec.choices();
   const size_t M = static_cast<size_t>(std::max(cand, spec.slots()));
   const auto chunks = [](int64_t n) { return static_cast<size_t>((n + 1023) / 1024); };
-  const size_t sums = static_cast<size_t>(2 * spec.groups * spec.experts) + 7 * chunks(spec.rows()) +
-                      2 * chunks(static_cast<int64_t>(M)) + 8;
-  return M * 36 + sums * 8 + (M * 32 + (size_t{4} << 20)) + 8 * 256;
+  const size_t sums = static_cast<size_t>(2 * G * E) + 7 * chunks(N) + 2 * chunks(static_cast<int64_t>(M)) + 8;
+  const size_t topk = spec.rule == RouteRule::topk ? static_cast<size_t>(3 * N * E + 4 * G * E + 2 * G) : 0;
+  return M * 36 + (sums + topk + 3 * static_cast<size_t>(N)) * 8 + static_cast<size_t>(N) * 4 +
+         (M * 32 + (size_t{4} << 20)) + 24 * 256;
 }
 
-void Ops::route_plan(const RoutePlanTensors& plan, Tensor first_count, Tensor lse, Tensor stats,
-                     Tensor scratch, const Tensor& logits, const Tensor& probs, const RouteSpec& spec) {
+void Ops::route_plan(const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
+                     const RouteSpec& spec) {
   SY_CHECK(routes_on_backend(), "routing on the {} backend is not in this build: build with the CUDA "
            "toolkit's CCCL (Thrust) headers, or set moe.device_routing: false", name());
-  check_floating(probs, "route_plan probs");
-  check_route(*this, plan, probs, first_count, lse, spec, "route_plan");
-  check_numel(logits, spec.rows() * spec.experts, "route_plan logits");
-  check_numel(stats, route_stats_size(spec.experts), "route_plan stats");
-  check_same(probs.dtype, device(), {{logits, "route_plan logits"}, {stats, "route_plan stats"}});
-  check_index(scratch, device(), "route_plan scratch");
-  SY_CHECK(scratch.bytes() >= route_scratch_bytes(spec), "route_plan scratch has {} bytes of the {} it needs",
-           scratch.bytes(), route_scratch_bytes(spec));
-  route_plan_impl(plan, first_count, lse, stats, scratch, logits, probs, spec);
+  check_floating(in.probs, "route_plan probs");
+  check_route(*this, plan, state, in, spec, "route_plan");
+  route_plan_impl(plan, state, in, spec);
 }
 
-void Ops::route_backward(Tensor dlogits, const Tensor& dgate, const RoutePlanTensors& plan,
-                         const Tensor& probs, const Tensor& first_count, const Tensor& lse,
-                         const RouteSpec& spec, double balance_scale, double z_scale) {
+void Ops::route_backward(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate, const RoutePlanTensors& plan,
+                         const RouteState& state, const RouteInputs& in, const RouteSpec& spec, double aux_scale,
+                         double z_scale) {
   SY_CHECK(routes_on_backend(), "routing on the {} backend is not in this build", name());
-  check_floating(probs, "route_backward probs");
-  check_route(*this, plan, probs, first_count, lse, spec, "route_backward");
+  check_floating(in.probs, "route_backward probs");
+  check_route(*this, plan, state, in, spec, "route_backward");
   check_numel(dlogits, spec.rows() * spec.experts, "route_backward dlogits");
   check_numel(dgate, spec.slots(), "route_backward dgate");
-  check_same(probs.dtype, device(), {{dlogits, "route_backward dlogits"}, {dgate, "route_backward dgate"}});
+  check_same(in.probs.dtype, device(), {{dlogits, "route_backward dlogits"}, {dgate, "route_backward dgate"}});
+  if (spec.rule == RouteRule::topk && spec.noisy) {
+    check_numel(dnoise_logits, spec.rows() * spec.experts, "route_backward dnoise_logits");
+    check_same(in.probs.dtype, device(), {{dnoise_logits, "route_backward dnoise_logits"}});
+  }
   check_csr(plan.token_begin, plan.token_slots, spec.slots(), "route_backward");
-  route_backward_impl(dlogits, dgate, plan, probs, first_count, lse, spec, balance_scale, z_scale);
+  route_backward_impl(dlogits, dnoise_logits, dgate, plan, state, in, spec, aux_scale, z_scale);
 }
 
-void Ops::route_plan_impl(const RoutePlanTensors&, Tensor, Tensor, Tensor, Tensor, const Tensor&, const Tensor&,
-                          const RouteSpec&) {
+void Ops::route_plan_impl(const RoutePlanTensors&, const RouteState&, const RouteInputs&, const RouteSpec&) {
   SY_CHECK(false, "{} does not route on the backend", name());
 }
 
-void Ops::route_backward_impl(Tensor, const Tensor&, const RoutePlanTensors&, const Tensor&, const Tensor&,
-                              const Tensor&, const RouteSpec&, double, double) {
+void Ops::route_backward_impl(Tensor, Tensor, const Tensor&, const RoutePlanTensors&, const RouteState&,
+                              const RouteInputs&, const RouteSpec&, double, double) {
   SY_CHECK(false, "{} does not route on the backend", name());
 }
 

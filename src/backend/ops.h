@@ -46,10 +46,10 @@ constexpr int64_t kFusedAttentionMaxHeadDim = 128;
 
 // ---- MoE routing on the backend's memory (Ops::route_plan) --------------------------------
 // The fixed-capacity rules of docs/routing.md, for groups of equal size: switch_top1
-// (top1), gshard_top2 (top2) and expert choice. Group g's member m is row
-// g·members + m (contiguous groups) or m·seq + g (by-position groups, seq > 0:
-// group g is position g of every sequence).
-enum class RouteRule : uint8_t { top1, top2, expert_choice };
+// (top1), gshard_top2 (top2), noisy_topk (topk) and expert choice. Group g's member
+// m is row g·members + m (contiguous groups) or m·seq + g (by-position groups,
+// seq > 0: group g is position g of every sequence).
+enum class RouteRule : uint8_t { top1, top2, topk, expert_choice };
 struct RouteSpec {
   RouteRule rule = RouteRule::top1;
   int64_t groups = 0, members = 0, seq = 0;
@@ -59,16 +59,32 @@ struct RouteSpec {
   bool second_random = false;
   uint64_t seed = 0, stream = 0;
   int64_t first_token = 0;
+  // topk: k, and in training the noise h = z + n·(softplus(noise_logits) + 0.01),
+  // n the Philox normal of (seed, noise_stream, (first_token + row)·E + e); the
+  // importance and load losses' weights.
+  int64_t top_k = 1;
+  bool noisy = false;
+  uint64_t noise_stream = 0;
+  double w_importance = 0, w_load = 0;
 
   // (constexpr: device code calls them too)
   constexpr int64_t rows() const { return groups * members; }
-  constexpr int64_t choices() const { return rule == RouteRule::top2 ? 2 : 1; }  // token choice
+  constexpr int64_t choices() const {  // token choice: choices per token
+    return rule == RouteRule::top2 ? 2 : rule == RouteRule::topk ? top_k : 1;
+  }
   constexpr int64_t slots() const { return experts * groups * capacity; }
 };
+// topk on the backend keeps a row's gradients per thread (at most this many
+// experts) and its top k + 1 (k at most kRouteMaxTopK).
+constexpr int64_t kRouteMaxTopkExperts = 256;
+constexpr int64_t kRouteMaxTopK = 16;
 // The statistics route_plan writes: [E] filled slots per expert, [E] Σ over groups
 // of each expert's C-th largest score (expert choice: the threshold samples), then
 // these sums (the tail).
-enum class RouteStat : int { dropped, balance_sum, gate_sum, entropy_sum, lse2_sum, histogram };
+// aux_sum: Σ over groups of the router's unweighted auxiliary loss (switch and
+// gshard: E·Σ f·P; noisy top-k: w_importance·CV²(importance) + w_load·CV²(load));
+// importance_cv2 / load_cv2: the last group's (what the host reports).
+enum class RouteStat : int { dropped, aux_sum, gate_sum, entropy_sum, lse2_sum, importance_cv2, load_cv2, histogram };
 inline int64_t route_stats_size(int64_t experts) { return 2 * experts + static_cast<int64_t>(RouteStat::histogram) + 5; }
 // A plan on the backend's memory. Slot k = (e·G + g)·C + position: expert-major,
 // then group, then the order the rule filled it; every expert has G·C slots.
@@ -77,6 +93,18 @@ struct RoutePlanTensors {
   Tensor slot_gate;    // [slots]: combine weight (0 when empty)
   Tensor token_begin;  // i32 [N + 1]: row t's slots are token_slots[begin[t] .. begin[t+1])
   Tensor token_slots;  // i32 [slots]: filled slots by row, then slot (empty ones last)
+};
+// What routing reads: the router's logits and probabilities [N, E], and noisy
+// top-k's noise logits x·W_noiseᵀ [N, E] (training; empty otherwise).
+struct RouteInputs {
+  Tensor logits, probs, noise_logits;
+};
+// What route_plan leaves for route_backward.
+struct RouteState {
+  Tensor first_count;  // [G, E] members whose first choice is e (switch, gshard)
+  Tensor lse;          // [N] of the logits
+  Tensor stats;        // [route_stats_size(E)]
+  Tensor scratch;      // i32 [⌈route_scratch_bytes / 4⌉]: noisy top-k keeps its scores here
 };
 
 // The front every caller uses. Each public op checks its arguments once (shapes,
@@ -230,16 +258,16 @@ class Ops : public Allocator {
   virtual bool routes_on_backend() const { return false; }
   // Bytes of scratch route_plan needs (an i32 tensor of ⌈bytes/4⌉ words).
   static size_t route_scratch_bytes(const RouteSpec& spec);
-  // logits, probs [N, E] → the padded plan; first_count [G, E]: members whose first
-  // choice is e (token choice); lse [N] of the logits; stats [route_stats_size(E)].
-  void route_plan(const RoutePlanTensors& plan, Tensor first_count, Tensor lse, Tensor stats,
-                  Tensor scratch, const Tensor& logits, const Tensor& probs, const RouteSpec& spec);
+  // The inputs → the padded plan and the state (statistics included).
+  void route_plan(const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
+                  const RouteSpec& spec);
   // dgate [slots] = ∂L/∂gate → dlogits [N, E] (written): through the gates, plus
-  // balance_scale × the balance loss E·Σ f·P of every group (f fixed) and z_scale ×
-  // Σ_t lse_t² / N, through the softmax.
-  void route_backward(Tensor dlogits, const Tensor& dgate, const RoutePlanTensors& plan,
-                      const Tensor& probs, const Tensor& first_count, const Tensor& lse,
-                      const RouteSpec& spec, double balance_scale, double z_scale);
+  // aux_scale × every group's auxiliary loss (balance: f fixed; noisy top-k:
+  // importance and load) and z_scale × Σ_t lse_t² / N; noisy top-k in training also
+  // writes dnoise_logits [N, E] (through σ).
+  void route_backward(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,
+                      const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
+                      const RouteSpec& spec, double aux_scale, double z_scale);
 
   // ---- elementwise helpers ---------------------------------------------------------------
   void add(Tensor y, const Tensor& x);  // y += x
@@ -311,13 +339,12 @@ class Ops : public Allocator {
                                  const Tensor& slots, const Tensor& w) = 0;
   virtual void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b,
                              const Tensor& rows) = 0;
-  virtual void route_plan_impl(const RoutePlanTensors& plan, Tensor first_count, Tensor lse,
-                               Tensor stats, Tensor scratch, const Tensor& logits,
-                               const Tensor& probs, const RouteSpec& spec);
-  virtual void route_backward_impl(Tensor dlogits, const Tensor& dgate,
-                                   const RoutePlanTensors& plan, const Tensor& probs,
-                                   const Tensor& first_count, const Tensor& lse,
-                                   const RouteSpec& spec, double balance_scale, double z_scale);
+  virtual void route_plan_impl(const RoutePlanTensors& plan, const RouteState& state,
+                               const RouteInputs& in, const RouteSpec& spec);
+  virtual void route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,
+                                   const RoutePlanTensors& plan, const RouteState& state,
+                                   const RouteInputs& in, const RouteSpec& spec, double aux_scale,
+                                   double z_scale);
   virtual void add_impl(Tensor y, const Tensor& x) = 0;
   virtual void scale_impl(Tensor x, double s) = 0;
   virtual double sum_impl(const Tensor& x, bool squares) = 0;

@@ -39,9 +39,11 @@ namespace sy::route {
 
 #define SY_HD SY_HOST_DEVICE
 
-// Thrust's temporary storage, carved from the op's scratch. Freed memory is reused
-// when it is the last block (Thrust frees in reverse order); algorithms run in
-// stream order, so one call's temporaries are dead when the next call starts.
+// Thrust's temporary storage on CUDA, carved from the op's scratch (no cudaMalloc,
+// no synchronisation). Freed memory is reused when it is the last block (Thrust's
+// CUDA algorithms free in reverse order); algorithms run in stream order, so one
+// call's temporaries are dead when the next call starts. Not thread-safe: the CPU
+// backend, whose OpenMP sort allocates from several threads, uses malloc instead.
 class BumpAllocator {
  public:
   using value_type = char;
@@ -76,6 +78,11 @@ struct Scratch {
   int32_t* cand_e;   // [M] candidate expert (−1: none)
   double* cand_gate; // [M] candidate gate
   double* sums;      // [sums_size] partial and per-(group, expert) sums
+  int32_t* first;    // [N] each row's first choice (switch, gshard)
+  double* row_vals;  // [N, 3] each row's entropy, lse², slots
+  // noisy top-k (kept for the backward): scores h, noise scales σ, draws n [N, E];
+  // per group: importance and load [G, E], their CV² gradients [G, E] each, CV² [G, 2]
+  double *h, *sigma, *noise, *importance, *load, *d_importance, *d_load, *cv2;
   char* temp;        // Thrust's temporaries
   size_t temp_bytes;
 };
@@ -107,6 +114,18 @@ inline Scratch carve(char* base, size_t bytes, const RouteSpec& s) {
   c.cand_e = reinterpret_cast<int32_t*>(take(M * 4));
   c.cand_gate = reinterpret_cast<double*>(take(M * 8));
   c.sums = reinterpret_cast<double*>(take(static_cast<size_t>(sums_size(s)) * 8));
+  c.first = reinterpret_cast<int32_t*>(take(static_cast<size_t>(s.rows()) * 4));
+  c.row_vals = reinterpret_cast<double*>(take(static_cast<size_t>(s.rows()) * 3 * 8));
+  const size_t NE = s.rule == RouteRule::topk ? static_cast<size_t>(s.rows() * s.experts) : 0;
+  const size_t GE = s.rule == RouteRule::topk ? static_cast<size_t>(s.groups * s.experts) : 0;
+  c.h = reinterpret_cast<double*>(take(NE * 8));
+  c.sigma = reinterpret_cast<double*>(take(NE * 8));
+  c.noise = reinterpret_cast<double*>(take(NE * 8));
+  c.importance = reinterpret_cast<double*>(take(GE * 8));
+  c.load = reinterpret_cast<double*>(take(GE * 8));
+  c.d_importance = reinterpret_cast<double*>(take(GE * 8));
+  c.d_load = reinterpret_cast<double*>(take(GE * 8));
+  c.cv2 = reinterpret_cast<double*>(take(GE ? static_cast<size_t>(2 * s.groups) * 8 : 0));
   c.temp = take(0);
   if (at > bytes) throw std::runtime_error("route scratch smaller than its layout");
   c.temp_bytes = bytes - at;
@@ -202,10 +221,19 @@ struct PlaceCandidate {  // sorted candidate n → its slot, when its position f
   }
 };
 
+template <class T>
+struct RowFirst {  // each row's first choice, once
+  const T* p;
+  int64_t E;
+  int32_t* first;
+  SY_HD void operator()(int64_t t) const { first[t] = argmax(p + t * E, E); }
+};
+
 // Per (group, expert): how many members have e as their first choice, and Σ p[:, e].
 template <class T>
 struct FirstChoiceCounts {
   const T* p;
+  const int32_t* first;
   RouteSpec s;
   T* first_count;  // [G, E]
   double* p_sum;   // [G, E]
@@ -214,12 +242,125 @@ struct FirstChoiceCounts {
     int64_t count = 0;
     double sum = 0;
     for (int64_t m = 0; m < s.members; ++m) {
-      const T* r = p + row_of(s, g, m) * s.experts;
-      count += argmax(r, s.experts) == e;
-      sum += static_cast<double>(r[e]);
+      const int64_t row = row_of(s, g, m);
+      count += first[row] == e;
+      sum += static_cast<double>(p[row * s.experts + e]);
     }
     first_count[ge] = static_cast<T>(count);
     p_sum[ge] = sum;
+  }
+};
+
+// ---- noisy top-k --------------------------------------------------------------------
+// Entry i = row·E + e: h = z + n·σ in training (σ = softplus(noise logit) + 0.01),
+// h = z otherwise; in double, as the host.
+template <class T>
+struct NoisyScores {
+  const T* z;
+  const T* nz;  // null without noise
+  RouteSpec s;
+  double *h, *sigma, *noise;
+  SY_HD void operator()(int64_t i) const {
+    const double zi = static_cast<double>(z[i]);
+    if (!s.noisy) {
+      h[i] = zi;
+      return;
+    }
+    const double x = static_cast<double>(nz[i]);
+    const int64_t row = i / s.experts, e = i % s.experts;
+    sigma[i] = (x > 30 ? x : log1p(exp(x))) + 0.01;
+    noise[i] = philox::normal(s.seed, s.noise_stream,
+                              static_cast<uint64_t>((s.first_token + row) * s.experts + e));
+    h[i] = zi + noise[i] * sigma[i];
+  }
+};
+
+// The r largest of row[0..E) (ties: the smaller index), largest first.
+SY_HD inline void top_of(const double* row, int64_t E, int64_t r, int32_t* chosen) {
+  for (int64_t q = 0; q < r; ++q) {
+    int32_t best = -1;
+    for (int64_t e = 0; e < E; ++e) {
+      bool taken = false;
+      for (int64_t p = 0; p < q; ++p) taken = taken || chosen[p] == e;
+      if (!taken && (best < 0 || row[e] > row[best])) best = static_cast<int32_t>(e);
+    }
+    chosen[q] = best;
+  }
+}
+
+struct TopkCandidate {  // candidate i = (g·S + m)·k + j: its j-th largest h, gate softmax over the k
+  const double* h;
+  RouteSpec s;
+  int32_t* cand_e;
+  double* cand_gate;
+  SY_HD void operator()(int64_t i) const {
+    const int64_t k = s.top_k, j = i % k, m = (i / k) % s.members, g = i / k / s.members;
+    const double* row = h + row_of(s, g, m) * s.experts;
+    int32_t chosen[kRouteMaxTopK + 1] = {};
+    top_of(row, s.experts, k, chosen);
+    double sum = 0;
+    for (int64_t r = 0; r < k; ++r) sum += exp(row[chosen[r]] - row[chosen[0]]);
+    cand_e[i] = chosen[j];
+    cand_gate[i] = exp(row[chosen[j]] - row[chosen[0]]) / sum;
+  }
+};
+
+SY_HD inline double normal_pdf(double u) { return exp(-0.5 * u * u) / sqrt(2.0 * 3.14159265358979323846); }
+SY_HD inline double normal_cdf(double u) { return 0.5 * erfc(-u / sqrt(2.0)); }
+
+// CV² = var / (mean² + 1e-10) of x[0..n) (population variance), its gradient into dx.
+SY_HD inline double cv_squared(const double* x, int64_t n, double* dx) {
+  const double nn = static_cast<double>(n);
+  double m = 0, var = 0;
+  for (int64_t e = 0; e < n; ++e) m += x[e] / nn;
+  for (int64_t e = 0; e < n; ++e) var += (x[e] - m) * (x[e] - m) / nn;
+  const double D = m * m + 1e-10;
+  for (int64_t e = 0; e < n; ++e) dx[e] = 2.0 * (x[e] - m) / nn / D - var * 2.0 * m / nn / (D * D);
+  return var / D;
+}
+
+// The load's threshold for (row, e): the k-th largest h other than e's own place:
+// the (k+1)-th largest if e is among the top k, else the k-th.
+SY_HD inline int32_t load_threshold_at(const int32_t* chosen, int64_t k, int64_t e) {
+  bool in_top = false;
+  for (int64_t r = 0; r < k; ++r) in_top = in_top || chosen[r] == e;
+  return in_top ? chosen[k] : chosen[k - 1];
+}
+
+// Per group (training): importance Σ gates of every member's top k, load Σ Φ((z −
+// h_at)/σ), their CV² and its gradients (the host's `aux` of noisy_topk.cpp).
+template <class T>
+struct TopkGroupAux {
+  const T* z;
+  const int32_t* cand_e;
+  const double* cand_gate;
+  const Scratch w;
+  RouteSpec s;
+  SY_HD void operator()(int64_t g) const {
+    const int64_t E = s.experts, k = s.top_k;
+    double* imp = w.importance + g * E;
+    double* load = w.load + g * E;
+    for (int64_t e = 0; e < E; ++e) imp[e] = 0, load[e] = 0;
+    for (int64_t m = 0; m < s.members; ++m)
+      for (int64_t j = 0; j < k; ++j) {
+        const int64_t i = (g * s.members + m) * k + j;
+        imp[cand_e[i]] += cand_gate[i];
+      }
+    w.cv2[2 * g] = cv_squared(imp, E, w.d_importance + g * E);
+    w.cv2[2 * g + 1] = 0;
+    for (int64_t e = 0; e < E; ++e) w.d_load[g * E + e] = 0;
+    if (!s.noisy || k >= E) return;
+    int32_t chosen[kRouteMaxTopK + 1] = {};
+    for (int64_t m = 0; m < s.members; ++m) {
+      const int64_t row = row_of(s, g, m);
+      const double* h = w.h + row * E;
+      top_of(h, E, k + 1, chosen);
+      for (int64_t e = 0; e < E; ++e) {
+        const int32_t at = load_threshold_at(chosen, k, e);
+        load[e] += normal_cdf((static_cast<double>(z[row * E + e]) - h[at]) / w.sigma[row * E + e]);
+      }
+    }
+    w.cv2[2 * g + 1] = cv_squared(load, E, w.d_load + g * E);
   }
 };
 
@@ -284,31 +425,43 @@ struct SortedSlots {  // token_slots[n] and the sorted keys lower_bound searches
 };
 
 // ---- statistics ---------------------------------------------------------------------
-// Per chunk of rows: Σ entropy, Σ lse², histogram of experts per token; lse [N] kept.
+// Per row: lse (kept), entropy, lse², and how many slots the row has.
 template <class T>
-struct RowSums {
+struct RowValues {
   const T* logits;
   const T* p;
   const int32_t* token_begin;
-  RouteSpec s;
+  int64_t E;
   T* lse;
+  double* vals;  // [N, 3]
+  SY_HD void operator()(int64_t t) const {
+    const T* z = logits + t * E;
+    double mx = static_cast<double>(z[0]), sum = 0, entropy = 0;
+    for (int64_t e = 1; e < E; ++e) mx = static_cast<double>(z[e]) > mx ? static_cast<double>(z[e]) : mx;
+    for (int64_t e = 0; e < E; ++e) sum += exp(static_cast<double>(z[e]) - mx);
+    const double l = mx + log(sum);
+    for (int64_t e = 0; e < E; ++e) {
+      const double q = static_cast<double>(p[t * E + e]);
+      if (q > 0) entropy -= q * log(q);
+    }
+    lse[t] = static_cast<T>(l);
+    vals[3 * t] = entropy;
+    vals[3 * t + 1] = l * l;
+    vals[3 * t + 2] = static_cast<double>(token_begin[t + 1] - token_begin[t]);
+  }
+};
+
+// Per chunk of rows, in row order: Σ entropy, Σ lse², histogram of experts per token.
+struct RowSums {
+  const double* vals;
+  int64_t rows;
   double* out;  // [chunks, kRowSums]
   SY_HD void operator()(int64_t c) const {
     double acc[kRowSums] = {0, 0, 0, 0, 0, 0, 0};
-    const int64_t E = s.experts, end = (c + 1) * kChunk < s.rows() ? (c + 1) * kChunk : s.rows();
-    for (int64_t t = c * kChunk; t < end; ++t) {
-      const T* z = logits + t * E;
-      double mx = static_cast<double>(z[0]), sum = 0;
-      for (int64_t e = 1; e < E; ++e) mx = static_cast<double>(z[e]) > mx ? static_cast<double>(z[e]) : mx;
-      for (int64_t e = 0; e < E; ++e) sum += exp(static_cast<double>(z[e]) - mx);
-      const double l = mx + log(sum);
-      lse[t] = static_cast<T>(l);
-      acc[1] += l * l;
-      for (int64_t e = 0; e < E; ++e) {
-        const double q = static_cast<double>(p[t * E + e]);
-        if (q > 0) acc[0] -= q * log(q);
-      }
-      const int64_t n = token_begin[t + 1] - token_begin[t];
+    for (int64_t t = c * kChunk; t < (c + 1) * kChunk && t < rows; ++t) {
+      acc[0] += vals[3 * t];
+      acc[1] += vals[3 * t + 1];
+      const int64_t n = static_cast<int64_t>(vals[3 * t + 2]);
       acc[2 + (n < 4 ? n : 4)] += 1;
     }
     for (int64_t v = 0; v < kRowSums; ++v) out[c * kRowSums + v] = acc[v];
@@ -370,6 +523,7 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
   const double* dropped_sums;
   const T* first_count;
   const double* p_sum;
+  const double* cv2;  // noisy top-k in training: [G, 2]
   RouteSpec s;
   int64_t slot_chunks, cand_chunks;
   T* stats;
@@ -378,10 +532,15 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
     double rows[kRowSums] = {0, 0, 0, 0, 0, 0, 0};
     for (int64_t c = 0; c < chunks(s.rows()); ++c)
       for (int64_t v = 0; v < kRowSums; ++v) rows[v] += row_sums[c * kRowSums + v];
-    double gates = 0, dropped = 0, balance = 0;
+    double gates = 0, dropped = 0, balance = 0, importance = 0, load = 0;
     for (int64_t c = 0; c < slot_chunks; ++c) gates += slot_sums[c];
     for (int64_t c = 0; c < cand_chunks; ++c) dropped += dropped_sums[c];
-    if (s.rule != RouteRule::expert_choice)  // Σ over groups of E · Σ_e f_e · P_e
+    if (s.rule == RouteRule::topk && s.noisy)  // Σ over groups of the weighted CV²s
+      for (int64_t g = 0; g < s.groups; ++g) {
+        importance = cv2[2 * g], load = cv2[2 * g + 1];
+        balance += s.w_importance * importance + s.w_load * load;
+      }
+    if (s.rule == RouteRule::top1 || s.rule == RouteRule::top2)  // Σ over groups of E · Σ_e f_e · P_e
       for (int64_t g = 0; g < s.groups; ++g)
         for (int64_t e = 0; e < s.experts; ++e) {
           const double S = static_cast<double>(s.members);
@@ -390,6 +549,8 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
         }
     tail[kStatDropped] = static_cast<T>(dropped);
     tail[kStatBalance] = static_cast<T>(balance);
+    tail[kStatImportance] = static_cast<T>(importance);
+    tail[kStatLoad] = static_cast<T>(load);
     tail[kStatGates] = static_cast<T>(gates);
     tail[kStatEntropy] = static_cast<T>(rows[0]);
     tail[kStatLse2] = static_cast<T>(rows[1]);
@@ -398,7 +559,9 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
 
   // Local names of RouteStat (ops.h) for the tail.
   static constexpr int kStatDropped = static_cast<int>(RouteStat::dropped);
-  static constexpr int kStatBalance = static_cast<int>(RouteStat::balance_sum);
+  static constexpr int kStatBalance = static_cast<int>(RouteStat::aux_sum);
+  static constexpr int kStatImportance = static_cast<int>(RouteStat::importance_cv2);
+  static constexpr int kStatLoad = static_cast<int>(RouteStat::load_cv2);
   static constexpr int kStatGates = static_cast<int>(RouteStat::gate_sum);
   static constexpr int kStatEntropy = static_cast<int>(RouteStat::entropy_sum);
   static constexpr int kStatLse2 = static_cast<int>(RouteStat::lse2_sum);
@@ -407,8 +570,9 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
 
 // ---- forward ------------------------------------------------------------------------
 template <class T, class Policy>
-void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, int32_t* slot_row, T* slot_gate,
-          int32_t* token_begin, int32_t* token_slots, T* first_count, T* lse, T* stats, const Scratch& w) {
+void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, const T* noise_logits, int32_t* slot_row,
+          T* slot_gate, int32_t* token_begin, int32_t* token_slots, T* first_count, T* lse, T* stats,
+          const Scratch& w) {
   using thrust::counting_iterator;
   const int64_t N = s.rows(), E = s.experts, slots = s.slots();
   const counting_iterator<int64_t> zero(0);
@@ -426,14 +590,24 @@ void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, int32_
     thrust::for_each(policy, zero, zero + slots, ExpertSlot<T>{w.index, p, s, slot_row, slot_gate});
   } else {
     const int64_t k = s.choices();
-    thrust::for_each(policy, zero, zero + n, TokenCandidate<T>{p, s, w.cand_e, w.cand_gate});
+    if (s.rule == RouteRule::topk) {
+      thrust::for_each(policy, zero, zero + N * E, NoisyScores<T>{logits, noise_logits, s, w.h, w.sigma, w.noise});
+      thrust::for_each(policy, zero, zero + n, TopkCandidate{w.h, s, w.cand_e, w.cand_gate});
+    } else {
+      thrust::for_each(policy, zero, zero + n, TokenCandidate<T>{p, s, w.cand_e, w.cand_gate});
+    }
     thrust::sequence(policy, w.index, w.index + n);
     thrust::sort(policy, w.index, w.index + n, ByGroupExpertRankMember{w.cand_e, k, s.members, E});
     thrust::for_each(policy, zero, zero + n, GroupExpertKey{w.index, w.cand_e, w.key, k, s.members, E});
     thrust::exclusive_scan_by_key(policy, w.key, w.key + n, thrust::constant_iterator<int64_t>(1), w.pos);
     thrust::for_each(policy, zero, zero + n,
                      PlaceCandidate<T>{w.index, w.pos, w.cand_e, w.cand_gate, s, slot_row, slot_gate});
-    thrust::for_each(policy, zero, zero + s.groups * E, FirstChoiceCounts<T>{p, s, first_count, p_sum});
+    if (s.rule == RouteRule::topk) {
+      if (s.noisy) thrust::for_each(policy, zero, zero + s.groups, TopkGroupAux<T>{logits, w.cand_e, w.cand_gate, w, s});
+    } else {
+      thrust::for_each(policy, zero, zero + N, RowFirst<T>{p, E, w.first});
+      thrust::for_each(policy, zero, zero + s.groups * E, FirstChoiceCounts<T>{p, w.first, s, first_count, p_sum});
+    }
     cand_chunks = chunks(n);
     thrust::for_each(policy, zero, zero + cand_chunks,
                      DroppedSums{w.index, w.pos, w.cand_e, n, s.capacity, dropped_sums});
@@ -445,11 +619,12 @@ void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, int32_
   thrust::for_each(policy, zero, zero + slots, SortedSlots{w.index, token, token_slots, w.key});
   thrust::lower_bound(policy, w.key, w.key + slots, zero, zero + (N + 1), token_begin);
   // Statistics, in fixed chunks.
-  thrust::for_each(policy, zero, zero + chunks(N), RowSums<T>{logits, p, token_begin, s, lse, row_sums});
+  thrust::for_each(policy, zero, zero + N, RowValues<T>{logits, p, token_begin, E, lse, w.row_vals});
+  thrust::for_each(policy, zero, zero + chunks(N), RowSums{w.row_vals, N, row_sums});
   thrust::for_each(policy, zero, zero + chunks(slots), SlotSums<T>{slot_row, slot_gate, slots, slot_sums});
   thrust::for_each(policy, zero, zero + E, ExpertSums<T>{slot_row, slot_gate, s, stats});
   thrust::for_each(policy, zero, zero + 1,
-                   FinalSums<T>{row_sums, slot_sums, dropped_sums, first_count, p_sum, s, chunks(slots),
+                   FinalSums<T>{row_sums, slot_sums, dropped_sums, first_count, p_sum, w.cv2, s, chunks(slots),
                                 cand_chunks, stats});
 }
 
@@ -508,14 +683,89 @@ struct RowBackward {
   }
 };
 
+// Noisy top-k, row t: ∂L/∂gate of its kept choices and the importance loss through
+// the softmax over its top k into ∂h (two passes, as the host), the load loss into
+// ∂z, ∂h at the thresholds and ∂σ; then dlogits = ∂h + ∂z (+ the z-loss) and
+// dnoise_logits = (∂h·n + ∂σ)·sigmoid(noise logit). In the host's order.
+template <class T>
+struct TopkRowBackward {
+  const T* dgate;
+  const int32_t* token_begin;
+  const int32_t* token_slots;
+  const T* z;
+  const T* p;
+  const T* nz;
+  const T* lse;
+  const int32_t* cand_e;
+  const double* cand_gate;
+  const Scratch w;
+  RouteSpec s;
+  double aux_scale, z_scale;
+  T* dlogits;
+  T* dnoise;
+  SY_HD void softmax_k(const double* gate, const double* dtk, const int32_t* chosen, double* dh) const {
+    double dot = 0;
+    for (int64_t j = 0; j < s.top_k; ++j) dot += gate[j] * dtk[j];
+    for (int64_t j = 0; j < s.top_k; ++j) dh[chosen[j]] += gate[j] * (dtk[j] - dot);
+  }
+  SY_HD void operator()(int64_t t) const {
+    const int64_t E = s.experts, k = s.top_k, per_expert = s.groups * s.capacity;
+    const int64_t g = s.seq > 0 ? t % s.seq : t / s.members, m = s.seq > 0 ? t / s.seq : t % s.members;
+    const int64_t first = (g * s.members + m) * k;  // the row's candidates
+    double dh[kRouteMaxTopkExperts], dz[kRouteMaxTopkExperts], dsigma[kRouteMaxTopkExperts];
+    double gate[kRouteMaxTopK], dtk[kRouteMaxTopK];
+    int32_t chosen[kRouteMaxTopK + 1] = {};
+    for (int64_t e = 0; e < E; ++e) dh[e] = 0, dz[e] = 0, dsigma[e] = 0;
+    for (int64_t j = 0; j < k; ++j) chosen[j] = cand_e[first + j], gate[j] = cand_gate[first + j], dtk[j] = 0;
+    for (int32_t q = token_begin[t]; q < token_begin[t + 1]; ++q) {  // kept choices
+      const int64_t slot = token_slots[q], e = slot / per_expert;
+      for (int64_t j = 0; j < k; ++j)
+        if (chosen[j] == e) dtk[j] += static_cast<double>(dgate[slot]);
+    }
+    softmax_k(gate, dtk, chosen, dh);
+    if (s.noisy && aux_scale != 0) {
+      for (int64_t j = 0; j < k; ++j) dtk[j] = aux_scale * s.w_importance * w.d_importance[g * E + chosen[j]];
+      softmax_k(gate, dtk, chosen, dh);
+      if (k < E) {
+        const double* h = w.h + t * E;
+        top_of(h, E, k + 1, chosen);
+        for (int64_t e = 0; e < E; ++e) {
+          const int64_t i = t * E + e;
+          const int32_t at = load_threshold_at(chosen, k, e);
+          const double sigma = w.sigma[i], u = (static_cast<double>(z[i]) - h[at]) / sigma;
+          const double c = aux_scale * s.w_load * w.d_load[g * E + e] * normal_pdf(u);
+          dz[e] += c / sigma;
+          dh[at] -= c / sigma;
+          dsigma[e] -= c * u / sigma;
+        }
+      }
+    }
+    const double zl = z_scale * 2.0 * static_cast<double>(lse[t]) / static_cast<double>(s.rows());
+    for (int64_t e = 0; e < E; ++e) {
+      const int64_t i = t * E + e;
+      dlogits[i] = static_cast<T>(dh[e] + dz[e] + zl * static_cast<double>(p[i]));
+      if (s.noisy) {
+        const double x = static_cast<double>(nz[i]);
+        dnoise[i] = static_cast<T>((dh[e] * w.noise[i] + dsigma[e]) * (1.0 / (1.0 + exp(-x))));
+      }
+    }
+  }
+};
+
 template <class T, class Policy>
 void backward(Policy policy, const RouteSpec& s, const T* dgate, const int32_t* token_begin,
-              const int32_t* token_slots, const T* p, const T* first_count, const T* lse,
-              double balance_scale, double z_scale, T* dlogits) {
+              const int32_t* token_slots, const T* logits, const T* p, const T* noise_logits, const T* first_count,
+              const T* lse, const Scratch& w, double aux_scale, double z_scale, T* dlogits, T* dnoise_logits) {
   const thrust::counting_iterator<int64_t> zero(0);
+  if (s.rule == RouteRule::topk) {
+    thrust::for_each(policy, zero, zero + s.rows(),
+                     TopkRowBackward<T>{dgate, token_begin, token_slots, logits, p, noise_logits, lse, w.cand_e,
+                                        w.cand_gate, w, s, aux_scale, z_scale, dlogits, dnoise_logits});
+    return;
+  }
   thrust::for_each(policy, zero, zero + s.rows(),
-                   RowBackward<T>{dgate, token_begin, token_slots, p, first_count, lse, s, balance_scale,
-                                  z_scale, dlogits});
+                   RowBackward<T>{dgate, token_begin, token_slots, p, first_count, lse, s, aux_scale, z_scale,
+                                  dlogits});
 }
 
 #undef SY_HD

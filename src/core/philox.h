@@ -3,6 +3,7 @@
 // and, under nvcc, for the device: the one definition behind RngStream (rng.h) and
 // behind draws made by backend code on the backend's own memory, so a number drawn
 // on a GPU is the number the host would draw at the same coordinates.
+#include <cmath>
 #include <cstdint>
 
 #if defined(__CUDACC__)
@@ -43,6 +44,15 @@ SY_HOST_DEVICE inline Block block(uint64_t seed, uint64_t stream, uint64_t index
 // Uniform in [0, 1) with 24 random bits (exactly representable in fp32).
 SY_HOST_DEVICE inline float uniform(uint64_t seed, uint64_t stream, uint64_t index) {
   return static_cast<float>(block(seed, stream, index).w[0] >> 8) * (1.0f / 16777216.0f);
+}
+
+// Standard normal by Box-Muller on the block's first two words (u1 in (0, 1], so
+// the log is finite).
+SY_HOST_DEVICE inline double normal(uint64_t seed, uint64_t stream, uint64_t index) {
+  const Block b = block(seed, stream, index);
+  const double u1 = (static_cast<double>(b.w[0]) + 1.0) * (1.0 / 4294967296.0);
+  const double u2 = static_cast<double>(b.w[1]) * (1.0 / 4294967296.0);
+  return sqrt(-2.0 * log(u1)) * cos(2.0 * 3.14159265358979323846 * u2);
 }
 
 }  // namespace sy::philox

@@ -25,13 +25,7 @@ double RngStream::uniform_double(uint64_t index) const {
   return static_cast<double>(bits & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
 }
 
-double RngStream::normal(uint64_t index) const {
-  const Philox4 b = block(index);
-  // u1 in (0, 1] so the log is finite.
-  const double u1 = (static_cast<double>(b[0]) + 1.0) * (1.0 / 4294967296.0);
-  const double u2 = static_cast<double>(b[1]) * (1.0 / 4294967296.0);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);
-}
+double RngStream::normal(uint64_t index) const { return philox::normal(seed, stream, index); }
 
 uint64_t RngStream::below(uint64_t index, uint64_t n) const {
   const Philox4 b = block(index);

@@ -34,13 +34,19 @@ void MoeConfig::validate(Problems& p, int64_t d_model) const {
               "must be in (0, 1)");
   }
   if (device_routing) {
-    const std::string why = "moe.device_routing routes switch_top1, gshard_top2 and uncapped expert_choice";
+    const std::string why = "moe.device_routing routes switch_top1, gshard_top2, noisy_topk and uncapped expert_choice";
     p.require(router_info(router).backend_rule.has_value(), "moe.router", router_name(router),
               "has no backend rule: " + why + "; set moe.device_routing: false");
     p.require(router != RouterKind::expert_choice || max_experts_per_token == 0,
               "moe.expert_choice.max_experts_per_token", max_experts_per_token,
               "capped expert choice routes on the host only: " + why);
     p.require(jitter == 0, "moe.jitter", jitter, "router jitter is host-only; set it to 0 with moe.device_routing");
+    if (router == RouterKind::noisy_topk) {
+      p.require(num_experts <= kRouteMaxTopkExperts, "moe.num_experts", num_experts,
+                "noisy_topk on the backend takes at most " + std::to_string(kRouteMaxTopkExperts) + " experts");
+      p.require(top_k <= kRouteMaxTopK, "moe.top_k", top_k,
+                "noisy_topk on the backend takes k up to " + std::to_string(kRouteMaxTopK));
+    }
     if (router != RouterKind::expert_choice) {
       p.require(capacity_factor > 0, "moe.capacity_factor", capacity_factor,
                 "must be positive with moe.device_routing (a fixed capacity; dropless routes on the host)");

@@ -71,7 +71,8 @@ int64_t Router::backend_slots(int64_t N, int64_t max_seq) const {
                         : (cfg_.group_size > 0 ? (N + cfg_.group_size - 1) / cfg_.group_size : 1);
   const double c = *backend_rule_ == RouteRule::expert_choice
                        ? cfg_.ec_capacity
-                       : std::max(cfg_.capacity_factor, cfg_.eval_capacity_factor) * (*backend_rule_ == RouteRule::top2 ? 2 : 1);
+                       : std::max(cfg_.capacity_factor, cfg_.eval_capacity_factor) *
+                             static_cast<double>(router_info(cfg_.router).max_slots_per_token(cfg_));
   const int64_t bound = static_cast<int64_t>(std::ceil(c * static_cast<double>(N))) + E_ * G;
   return std::min(bound, E_ * N);
 }
@@ -83,19 +84,17 @@ void Router::allocate(Arena& arena, int64_t N, int64_t max_seq) {
   probs_ = arena.make(t, {N, E_});
   dlogits_ = arena.make(t, {N, E_});
   dx_ = arena.make(t, {N, C_});
-  if (w_noise_ >= 0) noise_logits_ = arena.make(t, {N, E_});
+  if (w_noise_ >= 0) noise_logits_ = arena.make(t, {N, E_}), dnoise_ = arena.make(t, {N, E_});
   if (backend_rule_) {
-    first_count_ = arena.make(t, {N * E_});
-    backend_lse_ = arena.make(t, {N});
-    backend_stats_ = arena.make(t, {route_stats_size(E_)});
-    theta_sums_ = arena.make(t, {E_});
     // The largest scratch any grouping of N rows needs: every row its own group
-    // with one slot per expert (E·N candidates and slots).
+    // with one slot per expert (E·N candidates and slots, N groups).
     RouteSpec worst;
-    worst.rule = RouteRule::expert_choice;
-    worst.groups = N, worst.members = 1, worst.experts = E_, worst.capacity = 1;
+    worst.rule = *backend_rule_ == RouteRule::topk ? RouteRule::topk : RouteRule::expert_choice;
+    worst.groups = N, worst.members = 1, worst.experts = E_, worst.capacity = 1, worst.top_k = cfg_.top_k;
     (void)max_seq;
-    route_scratch_ = arena.make(DType::i32, {static_cast<int64_t>((Ops::route_scratch_bytes(worst) + 3) / 4)});
+    backend_state_ = RouteState{arena.make(t, {N * E_}), arena.make(t, {N}), arena.make(t, {route_stats_size(E_)}),
+                                arena.make(DType::i32, {static_cast<int64_t>((Ops::route_scratch_bytes(worst) + 3) / 4)})};
+    theta_sums_ = arena.make(t, {E_});
   }
 }
 
@@ -125,6 +124,10 @@ RouteSpec Router::backend_spec(const RouteContext& ctx, int64_t N) const {
   s.seed = ctx.seed;
   s.stream = draw_stream("moe.gshard.second", ctx.step, layer_);
   s.first_token = ctx.first_token;
+  s.top_k = cfg_.top_k;
+  s.noisy = uses_noise() && ctx.training;
+  s.noise_stream = draw_stream("moe.noise", ctx.step, layer_);
+  s.w_importance = cfg_.w_importance, s.w_load = cfg_.w_load;
   return s;
 }
 
@@ -136,8 +139,7 @@ void Router::forward_on_backend(const RouteContext& ctx, int64_t N, RoutePlan& p
            "the dispatcher's plan buffers hold {} slots, {} are needed", t.slot_row.numel(), K);
   backend_plan_ = RoutePlanTensors{t.slot_row.view({K}), t.slot_gate.view({K}), t.token_begin.view({N + 1}),
                                    t.token_slots.view({K})};
-  ops.route_plan(backend_plan_, first_count_.view({spec_.groups * E_}), backend_lse_.view({N}), backend_stats_,
-                 route_scratch_, logits_.view({N, E_}), probs_.view({N, E_}), spec_);
+  ops.route_plan(backend_plan_, backend_view(), backend_inputs(), spec_);
   plan.on_backend = true;
   plan.slot_token.clear();
   plan.slot_gate.clear();
@@ -147,7 +149,7 @@ void Router::forward_on_backend(const RouteContext& ctx, int64_t N, RoutePlan& p
   stats_pending_ = true;
   if (ctx.training && groups_by_position()) {  // this step's threshold samples, summed on the backend
     if (theta_groups_ == 0) ops.fill(theta_sums_, 0.0);
-    ops.add(theta_sums_, backend_stats_.view({E_}, E_));
+    ops.add(theta_sums_, backend_state_.stats.view({E_}, E_));
     theta_groups_ += spec_.groups;
   }
 }
@@ -170,7 +172,7 @@ const RouterStats& Router::stats() const {
 
 void Router::read_backend_stats() const {
   stats_pending_ = false;
-  const std::vector<double> v = host_values(env_.ops, backend_stats_);
+  const std::vector<double> v = host_values(env_.ops, backend_state_.stats);
   const double* tail = v.data() + 2 * E_;
   auto at = [&](RouteStat s) { return tail[static_cast<int>(s)]; };
   RouterStats& s = stats_;
@@ -189,9 +191,23 @@ void Router::read_backend_stats() const {
   s.entropy = at(RouteStat::entropy_sum) / N;
   s.z = at(RouteStat::lse2_sum) / N;
   s.mean_gate = s.choices ? at(RouteStat::gate_sum) / static_cast<double>(s.choices) : 0;
-  const double balance = router_info(cfg_.router).balance_loss ? at(RouteStat::balance_sum) / G : 0.0;
-  s.balance = balance;
-  s.aux_weighted = ctx_.training ? aux_weight() * balance + cfg_.z_loss * s.z : 0.0;
+  const double aux_mean = at(RouteStat::aux_sum) / G;  // the router's unweighted auxiliary loss
+  if (router_info(cfg_.router).balance_loss && ctx_.training) s.balance = aux_mean;
+  s.aux_weighted = ctx_.training ? aux_weight() * aux_mean + cfg_.z_loss * s.z : 0.0;
+  if (spec_.rule == RouteRule::topk && spec_.noisy)
+    s.importance = at(RouteStat::importance_cv2), s.load = at(RouteStat::load_cv2);
+}
+
+RouteState Router::backend_view() const {
+  const int64_t N = spec_.rows();
+  return RouteState{backend_state_.first_count.view({spec_.groups * E_}), backend_state_.lse.view({N}),
+                    backend_state_.stats, backend_state_.scratch};
+}
+
+RouteInputs Router::backend_inputs() const {
+  const int64_t N = spec_.rows();
+  return RouteInputs{logits_.view({N, E_}), probs_.view({N, E_}),
+                     spec_.noisy ? noise_logits_.view({N, E_}) : Tensor{}};
 }
 
 void Router::make_groups(const RouteContext& ctx, int64_t N) {
@@ -245,6 +261,8 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan, 
   }
   ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_gate_), 0.0, logits_);
   ops.softmax_forward(probs_, logits_);
+  const bool noisy = uses_noise() && ctx.training;
+  if (noisy) ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_noise_), 0.0, noise_logits_);
   backend_forward_ = false;
   stats_pending_ = false;
   if (routes_on_backend(ctx, N)) return forward_on_backend(ctx, N, plan, on_backend);
@@ -258,11 +276,7 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan, 
     for (int64_t e = 0; e < E_; ++e) s += std::exp(host_z_[t * E_ + e] - mx);
     lse_[t] = mx + std::log(s);
   }
-  const bool noisy = uses_noise() && ctx.training;
-  if (noisy) {
-    ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_noise_), 0.0, noise_logits_);
-    host_nz_ = host_values(ops, noise_logits_);
-  }
+  if (noisy) host_nz_ = host_values(ops, noise_logits_);
   make_groups(ctx, N);
   const RngStream normal_rng{ctx.seed, draw_stream("moe.noise", ctx.step, layer_)};
   const RngStream second_rng{ctx.seed, draw_stream("moe.gshard.second", ctx.step, layer_)};
@@ -463,34 +477,35 @@ void Router::backward(const std::vector<double>& dgate, double aux_scale, Tensor
         dz[t * E_ + e] += aux_scale * cfg_.z_loss * 2.0 * lse_[t] * host_p_[t * E_ + e] / N;
 
   set_values(ops, dlogits_, dz);
-  router_input_backward(N, dx, noisy ? &dsigma : nullptr);
+  if (noisy) {  // σ = softplus(x·W_noiseᵀ) + 0.01
+    std::vector<double> dnz(dsigma.size());
+    for (size_t i = 0; i < dnz.size(); ++i) dnz[i] = dsigma[i] * sigmoid(host_nz_[i]);
+    set_values(ops, dnoise_, dnz);
+  }
+  router_input_backward(N, dx, noisy);
 }
 
 void Router::backward(const Tensor& dgate, double aux_scale, Tensor dx) {
   SY_CHECK(backend_forward_, "a backend gate gradient for a host plan");
   const int64_t N = spec_.rows();
-  const bool balance = router_info(cfg_.router).balance_loss && ctx_.training;
-  const double balance_scale = balance ? aux_scale * aux_weight() / static_cast<double>(spec_.groups) : 0.0;
+  // The auxiliary loss per group (the host's aux_group_scale) and the z-loss.
+  const double group_scale = ctx_.training ? aux_scale * aux_weight() / static_cast<double>(spec_.groups) : 0.0;
   const double z_scale = ctx_.training && cfg_.z_loss > 0 ? aux_scale * cfg_.z_loss : 0.0;
-  env_.ops.route_backward(dlogits_.view({N, E_}), dgate, backend_plan_, probs_.view({N, E_}),
-                          first_count_.view({spec_.groups * E_}), backend_lse_.view({N}), spec_, balance_scale,
-                          z_scale);
-  router_input_backward(N, dx, nullptr);
+  env_.ops.route_backward(dlogits_.view({N, E_}), spec_.noisy ? dnoise_.view({N, E_}) : Tensor{}, dgate,
+                          backend_plan_, backend_view(), backend_inputs(), spec_, group_scale, z_scale);
+  router_input_backward(N, dx, spec_.noisy);
 }
 
-// dlogits_ → the router weights' gradients and dx += ∂L/∂x (through the noise
-// scale σ = softplus(x·W_noiseᵀ) + 0.01 when dsigma is given, and the jitter).
-void Router::router_input_backward(int64_t N, Tensor dx, const std::vector<double>* dsigma) {
+// dlogits_ (and with noise dnoise_) → the router weights' gradients and
+// dx += ∂L/∂x (through the jitter, if any).
+void Router::router_input_backward(int64_t N, Tensor dx, bool noise) {
   Ops& ops = env_.ops;
   const Ops::Fp32Operands fp32(ops);
   ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_gate_));
   ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_gate_), 0.0, dx_);
-  if (dsigma) {
-    std::vector<double> dnz(dsigma->size());
-    for (size_t i = 0; i < dnz.size(); ++i) dnz[i] = (*dsigma)[i] * sigmoid(host_nz_[i]);
-    set_values(ops, dlogits_, dnz);
-    ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_noise_));
-    ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_noise_), 1.0, dx_);
+  if (noise) {
+    ops.gemm(true, false, E_, C_, N, 1.0, dnoise_, xr_, 1.0, env_.params.grad(w_noise_));
+    ops.gemm(false, false, N, C_, E_, 1.0, dnoise_, env_.params.value(w_noise_), 1.0, dx_);
   }
   if (!jitter_.empty()) {
     std::vector<double> d = host_values(ops, dx_);

@@ -163,7 +163,9 @@ class Router {
   RouteSpec backend_spec(const RouteContext& ctx, int64_t N) const;
   void forward_on_backend(const RouteContext& ctx, int64_t N, RoutePlan& plan, const RoutePlanTensors& t);
   void read_backend_stats() const;
-  void router_input_backward(int64_t N, Tensor dx, const std::vector<double>* dsigma);
+  RouteState backend_view() const;    // the state, sized for the last forward
+  RouteInputs backend_inputs() const;  // the inputs of the last forward
+  void router_input_backward(int64_t N, Tensor dx, bool noise);
 
   LayerEnv env_;
   MoeConfig cfg_;
@@ -175,6 +177,7 @@ class Router {
   Tensor xr_;            // [N, C] router input (x, or x ⊙ jitter)
   Tensor logits_, probs_, noise_logits_;  // [N, E]
   Tensor dlogits_;       // [N, E]
+  Tensor dnoise_;        // [N, E] noisy_topk: ∂L/∂(x·W_noiseᵀ)
   Tensor dx_;            // [N, C]
   std::vector<double> jitter_;  // [N, C] multipliers of the last forward (empty: none)
   std::vector<double> lse_;     // [N]
@@ -190,12 +193,9 @@ class Router {
   RouteSpec spec_;                 // of the last forward on the backend
   RoutePlanTensors backend_plan_;  // its plan (the dispatcher's buffers)
   bool backend_forward_ = false;   // the last forward routed on the backend
-  Tensor first_count_;             // [≤ N, E]
-  Tensor backend_lse_;             // [N]
-  Tensor backend_stats_;           // [route_stats_size(E)]
+  RouteState backend_state_;       // first_count [≤ N·E], lse [N], stats, scratch
   Tensor theta_sums_;              // [E] this step's threshold samples, on the backend
   int64_t theta_groups_ = 0;       // … and how many groups they sum over
-  Tensor route_scratch_;           // i32
   mutable bool stats_pending_ = false;  // backend_stats_ not yet read into stats_
 };
 

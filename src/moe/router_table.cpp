@@ -23,7 +23,7 @@ const std::vector<RouterInfo>& router_table() {
        [](const MoeConfig& c) { return static_cast<double>(c.top_k); }, [](const MoeConfig& c) { return c.top_k; },
        /*balance_loss=*/false, /*noise_weights=*/true,
        [](const RouterStats& s) { return Metrics{{"importance_cv2", s.importance}, {"load_cv2", s.load}}; },
-       std::nullopt},
+       RouteRule::topk},
       // A token can be taken by every expert.
       {RouterKind::expert_choice, "expert_choice", make_expert_choice,
        [](const MoeConfig& c) { return c.ec_capacity; }, [](const MoeConfig& c) { return c.num_experts; },

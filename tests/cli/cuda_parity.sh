@@ -20,7 +20,7 @@ probe=$("$bin" train -c "$cfg" "${S[@]}" --set backend=cuda --set train.steps=1 
 }
 for router in dense dense_logits_chunk dense_fused switch_top1 gshard_top2 expert_choice expert_choice_capped \
               noisy_topk dense_bf16 dense_fused_bf16 gshard_top2_bf16 \
-              switch_top1_device gshard_top2_device expert_choice_device; do
+              switch_top1_device gshard_top2_device noisy_topk_device expert_choice_device; do
   R=(--set moe.router="$router")
   tol=1e-4
   [ "$router" = dense ] && R=(--set moe.num_experts=0)

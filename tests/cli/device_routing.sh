@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # device_routing.sh BIN CONFIG: moe.device_routing through the whole program on the
 # CPU backend (its Thrust build of the device algorithms): for switch_top1,
-# gshard_top2 and expert_choice, 12 training steps with evaluation every 6 give the
+# gshard_top2, noisy_topk and expert_choice, 12 training steps with evaluation every 6 give the
 # losses, evaluation losses and per-layer routing statistics of host routing (1e-6
 # relative), the step breakdown counts no host synchronisation inside the MoE
-# layers, and a router without a backend rule is refused (exit 2, the key named).
+# layers, and capped expert choice (host only) is refused (exit 2, the key named).
 # Exits 77 (ctest: skipped) in a build without Thrust.
 set -eu
 source "$(dirname "$0")/lib.sh" "$@"
 S=(--set train.steps=12 --set run.log_every=1 --set train.eval_every=6 --set checkpoint.every=0
    --set model.n_layers=2 --set moe.num_experts=4)
-for router in switch_top1 gshard_top2 expert_choice; do
+for router in switch_top1 gshard_top2 noisy_topk expert_choice; do
   for on in false true; do
     out="$dir/$router-$on.out"
     "$bin" train -c "$cfg" "${S[@]}" --set moe.router=$router --set moe.device_routing=$on \
@@ -49,10 +49,10 @@ done
 grep -q "host synchronisations inside the MoE layers: 0 per step" "$dir/bench.out" || {
   echo "FAIL: the MoE layers read from the device:"; grep -i "synchronisations" "$dir/bench.out"; exit 1; }
 set +e
-"$bin" train -c "$cfg" "${S[@]}" --set moe.router=noisy_topk --set moe.device_routing=true \
-  --set run.dir="$dir/refused" >"$dir/refused.out" 2>&1
+"$bin" train -c "$cfg" "${S[@]}" --set moe.router=expert_choice --set moe.expert_choice.max_experts_per_token=2 \
+  --set moe.device_routing=true --set run.dir="$dir/refused" >"$dir/refused.out" 2>&1
 rc=$?
 set -e
-[ $rc -eq 2 ] && grep -q "moe.router = noisy_topk: has no backend rule" "$dir/refused.out" || {
-  echo "FAIL: noisy_topk with device routing: exit $rc"; tail -5 "$dir/refused.out"; exit 1; }
-echo "ok: host synchronisations counted (0 per step), noisy_topk refused"
+[ $rc -eq 2 ] && grep -q "capped expert choice routes on the host only" "$dir/refused.out" || {
+  echo "FAIL: capped expert choice with device routing: exit $rc"; tail -5 "$dir/refused.out"; exit 1; }
+echo "ok: host synchronisations counted (0 per step), capped expert choice refused"

@@ -7,7 +7,8 @@
 # multi-rank run repeats bit for bit; ZeRO-1 keeps 1/dp of the optimizer state per
 # rank; each expert's weights live on exactly the rank the mesh says; the
 # all-to-all sends as many bytes as it receives; gradient-sync bytes per rank do
-# not grow with the number of ranks.
+# not grow with the number of ranks. Routing on the backend (moe.device_routing)
+# gives the same training on 2 and 4 ranks with ep 2 and 4.
 #
 # Tolerance: 1e-5 relative (weights: norm-wise per tensor). The runs differ only in summation order: the
 # gradient of a dense weight is a sum over micro-batches done by one process or
@@ -16,10 +17,11 @@ set -eu
 source "$(dirname "$0")/lib.sh" "$1" "$2"
 common=(--set train.steps=4 --set run.log_every=1 --set train.eval_every=0 --set train.eval_batches=0
         --set moe.num_experts=4 --set moe.z_loss=0.01 --set parallel.check_replicas_every=1)
-run() {  # run NAME NP EP ACCUM ROUTER ZERO
+run() {  # run NAME NP EP ACCUM ROUTER ZERO [MORE --set ...]
   local name=$1 np=$2 ep=$3 accum=$4 router=$5 zero=$6
+  shift 6
   local cmd=("$bin" train -c "$cfg" "${common[@]}" --set moe.router="$router" --set run.dir="$dir/$name"
-             --set parallel.expert_parallel="$ep" --set train.grad_accum="$accum" --set parallel.zero="$zero")
+             --set parallel.expert_parallel="$ep" --set train.grad_accum="$accum" --set parallel.zero="$zero" "$@")
   if [ "$np" = 1 ]; then "${cmd[@]}" >"$dir/$name.log" 2>&1
   else bash "$here/mpirun.sh" "$np" "${cmd[@]}" >"$dir/$name.log" 2>&1; fi || {
     cat "$dir/$name.log"; echo "FAIL: $name"; exit 1; }
@@ -33,6 +35,12 @@ for router in switch_top1 gshard_top2 noisy_topk expert_choice; do
   run "$router-np4-ep4-z1" 4 4 2 "$router" 1
   run "$router-np8-ep2-z1" 8 2 1 "$router" 1
   run "$router-np8-ep4-z0" 8 4 1 "$router" 0
+done
+# Routing on the backend (moe.device_routing, the CPU backend's Thrust build):
+# padded plans through the expert-parallel all-to-all give the same training.
+for router in switch_top1 gshard_top2 noisy_topk expert_choice; do
+  run "$router-device-np2-ep2-z1" 2 2 4 "$router" 1 --set moe.device_routing=true
+  run "$router-device-np4-ep4-z0" 4 4 2 "$router" 0 --set moe.device_routing=true
 done
 run "again-np4-ep2-z0" 4 2 2 gshard_top2 0
 run "again-np8-ep2-z1" 8 2 1 expert_choice 1
@@ -71,27 +79,32 @@ def rel(a, b):  # norm-wise: one element of a cancelling sum (a bias trained fro
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
 import re
 worst = 0.0
+def same_training(name, ref_m, ref_w, ep):  # losses and final weights of the one-rank run
+    global worst
+    m, w = metrics(name), weights(name)
+    assert len(m) == len(ref_m) == 4, (name, len(m))
+    for a, b in zip(m, ref_m):
+        for key in ["loss", "nll", "grad_norm"]:
+            e = abs(a[key] - b[key]) / abs(b[key])
+            worst = max(worst, e)
+            assert e < 1e-5, (name, a["step"], key, a[key], b[key])
+    assert sorted(w) == sorted(ref_w), (name, "tensor names differ")
+    for k in ref_w:
+        e = rel(w[k], ref_w[k])
+        worst = max(worst, e)
+        assert e < 1e-5, (name, k, e)
+    if ep > 1:
+        for row in m:
+            assert row["a2a_bytes_sent"] == row["a2a_bytes_received"] > 0, (name, row)
+    return m, w
 layouts = ["np2-ep1-z0", "np2-ep2-z1", "np4-ep1-z1", "np4-ep2-z0", "np4-ep4-z1", "np8-ep2-z1", "np8-ep4-z0"]
 for router in ["switch_top1", "gshard_top2", "noisy_topk", "expert_choice"]:
     ref_m, ref_w = metrics(router + "-np1"), weights(router + "-np1")
     for layout in layouts:
         name = f"{router}-{layout}"
         np_, ep, zero = map(int, re.fullmatch(r"np(\d+)-ep(\d+)-z(\d)", layout).groups())
-        m, w = metrics(name), weights(name)
-        assert len(m) == len(ref_m) == 4, (name, len(m))
-        for a, b in zip(m, ref_m):
-            for key in ["loss", "nll", "grad_norm"]:
-                e = abs(a[key] - b[key]) / abs(b[key])
-                worst = max(worst, e)
-                assert e < 1e-5, (name, a["step"], key, a[key], b[key])
-        assert sorted(w) == sorted(ref_w), (name, "tensor names differ")
-        for k in ref_w:
-            e = rel(w[k], ref_w[k])
-            worst = max(worst, e)
-            assert e < 1e-5, (name, k, e)
+        m, w = same_training(name, ref_m, ref_w, ep)
         if ep > 1:
-            for row in m:
-                assert row["a2a_bytes_sent"] == row["a2a_bytes_received"] > 0, (name, row)
             # Each shard holds exactly the experts the mesh gives its rank.
             for r in range(ep):
                 names = load(os.path.join(d, name, f"model-rank-{r}.safetensors")).keys()
@@ -109,13 +122,18 @@ for router in ["switch_top1", "gshard_top2", "noisy_topk", "expert_choice"]:
         # Traffic independent of the rank count: under 2× the model's gradient bytes.
         grad_bytes = ref_m[0]["optimizer_bytes_per_rank"] / 2
         assert 0 < m[0]["grad_sync_bytes_per_rank"] < 2 * grad_bytes, (name, m[0]["grad_sync_bytes_per_rank"])
+for router in ["switch_top1", "gshard_top2", "noisy_topk", "expert_choice"]:  # routing on the backend
+    ref_m, ref_w = metrics(router + "-np1"), weights(router + "-np1")
+    for layout, ep in [("np2-ep2-z1", 2), ("np4-ep4-z0", 4)]:
+        same_training(f"{router}-device-{layout}", ref_m, ref_w, ep)
 strip = lambda rows: [{k: v for k, v in r.items() if "seconds" not in k and "share" not in k and k not in ("tokens_per_s", "gflops")} for r in rows]
 assert strip(metrics("again-np4-ep2-z0")) == strip(metrics("gshard_top2-np4-ep2-z0")), "multi-rank runs differ"
 assert strip(metrics("again-np8-ep2-z1")) == strip(metrics("expert_choice-np8-ep2-z1")), "multi-rank runs differ (zero 1)"
 for a, b in [("again-np4-ep2-z0", "gshard_top2-np4-ep2-z0"), ("again-np8-ep2-z1", "expert_choice-np8-ep2-z1")]:
     wa, wb = weights(a), weights(b)
     assert all(np.array_equal(wa[k], wb[k]) for k in wb), (a, b, "weights differ")
-print(f"ok: 4 routers × 7 layouts (2, 4, 8 ranks; ep 1, 2, 4; zero 0, 1) equal one rank with accumulation "
+print(f"ok: 4 routers × 7 layouts (2, 4, 8 ranks; ep 1, 2, 4; zero 0, 1), and 4 routers on the backend × 2, "
+      f"equal one rank with accumulation "
       f"(worst relative difference {worst:.1e}); replicas identical after every step; deterministic; "
       f"ZeRO-1 state 1/dp; experts placed by the mesh; a2a balanced")
 PY

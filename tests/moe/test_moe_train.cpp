@@ -126,6 +126,8 @@ TEST_P(MoeOnBackend, TrainsAsRoutingOnTheHostDoes) {
     EXPECT_NEAR(d.balance, h.balance, 1e-6) << c.name;
     EXPECT_NEAR(d.entropy, h.entropy, 1e-6) << c.name;
     EXPECT_NEAR(d.mean_gate, h.mean_gate, 1e-6) << c.name;
+    EXPECT_NEAR(d.importance, h.importance, 1e-6 * (1 + h.importance)) << c.name;
+    EXPECT_NEAR(d.load, h.load, 1e-6 * (1 + h.load)) << c.name;
   }
   ASSERT_EQ(host.theta.size(), dev.theta.size()) << c.name;
   for (size_t e = 0; e < host.theta.size(); ++e) EXPECT_NEAR(dev.theta[e], host.theta[e], 1e-5) << c.name;
@@ -139,6 +141,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(BackendCase{"switch_top1_drops", RouterKind::switch_top1, Arch::decoder, 16, 1.0},
                       BackendCase{"switch_top1_one_group", RouterKind::switch_top1, Arch::encoder, 0, 1.5},
                       BackendCase{"gshard_top2", RouterKind::gshard_top2, Arch::decoder, 32, 1.0},
+                      BackendCase{"noisy_topk", RouterKind::noisy_topk, Arch::decoder, 16, 1.0},
                       BackendCase{"expert_choice_by_position", RouterKind::expert_choice, Arch::decoder, 0, 1.0},
                       BackendCase{"expert_choice_contiguous", RouterKind::expert_choice, Arch::encoder, 16, 1.0}),
     [](const auto& info) { return std::string(info.param.name); });

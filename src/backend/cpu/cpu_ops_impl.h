@@ -81,12 +81,12 @@ class CpuOps final : public Ops {
                          const Tensor& w) override;
   void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) override;
   bool routes_on_backend() const override;
-  void route_plan_impl(const RoutePlanTensors& plan, Tensor first_count, Tensor lse, Tensor stats,
-                       Tensor scratch, const Tensor& logits, const Tensor& probs,
+  void route_plan_impl(const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
                        const RouteSpec& spec) override;
-  void route_backward_impl(Tensor dlogits, const Tensor& dgate, const RoutePlanTensors& plan,
-                           const Tensor& probs, const Tensor& first_count, const Tensor& lse,
-                           const RouteSpec& spec, double balance_scale, double z_scale) override;
+  void route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,
+                           const RoutePlanTensors& plan, const RouteState& state,
+                           const RouteInputs& in, const RouteSpec& spec, double aux_scale,
+                           double z_scale) override;
   void add_impl(Tensor y, const Tensor& x) override;
   void scale_impl(Tensor x, double s) override;
   double sum_impl(const Tensor& x, bool squares) override;

@@ -15,36 +15,46 @@ namespace sy {
 #if SY_HAVE_THRUST
 bool CpuOps::routes_on_backend() const { return true; }
 
-void CpuOps::route_plan_impl(const RoutePlanTensors& plan, Tensor first_count, Tensor lse, Tensor stats,
-                             Tensor scratch, const Tensor& logits, const Tensor& probs, const RouteSpec& spec) {
-  char* base = scratch.data<char>();
-  const route::Scratch w = route::carve(base, scratch.bytes(), spec);
-  route::BumpAllocator alloc(w.temp, w.temp_bytes);
-  SY_FLOAT_DISPATCH(probs.dtype,
-                    route::plan<T>(thrust::omp::par(alloc), spec, logits.data<T>(), probs.data<T>(),
-                                   plan.slot_row.data<int32_t>(), plan.slot_gate.data<T>(),
-                                   plan.token_begin.data<int32_t>(), plan.token_slots.data<int32_t>(),
-                                   first_count.data<T>(), lse.data<T>(), stats.data<T>(), w));
+namespace {
+template <class T>
+const T* optional(const Tensor& t) {
+  return t.empty() ? nullptr : t.data<T>();
+}
+}  // namespace
+
+void CpuOps::route_plan_impl(const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
+                             const RouteSpec& spec) {
+  // Thrust's OpenMP sort allocates from several threads at once: ordinary malloc
+  // here (the bump allocator serves the CUDA backend, where one host thread asks).
+  const route::Scratch w = route::carve(st.scratch.data<char>(), st.scratch.bytes(), spec);
+  SY_FLOAT_DISPATCH(in.probs.dtype,
+                    route::plan<T>(thrust::omp::par, spec, in.logits.data<T>(), in.probs.data<T>(),
+                                   optional<T>(in.noise_logits), plan.slot_row.data<int32_t>(),
+                                   plan.slot_gate.data<T>(), plan.token_begin.data<int32_t>(),
+                                   plan.token_slots.data<int32_t>(), st.first_count.data<T>(), st.lse.data<T>(),
+                                   st.stats.data<T>(), w));
 }
 
-void CpuOps::route_backward_impl(Tensor dlogits, const Tensor& dgate, const RoutePlanTensors& plan,
-                                 const Tensor& probs, const Tensor& first_count, const Tensor& lse,
-                                 const RouteSpec& spec, double balance_scale, double z_scale) {
-  SY_FLOAT_DISPATCH(probs.dtype,
+void CpuOps::route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,
+                                 const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
+                                 const RouteSpec& spec, double aux_scale, double z_scale) {
+  const route::Scratch w = route::carve(st.scratch.data<char>(), st.scratch.bytes(), spec);
+  SY_FLOAT_DISPATCH(in.probs.dtype,
                     route::backward<T>(thrust::omp::par, spec, dgate.data<T>(), plan.token_begin.data<int32_t>(),
-                                       plan.token_slots.data<int32_t>(), probs.data<T>(), first_count.data<T>(),
-                                       lse.data<T>(), balance_scale, z_scale, dlogits.data<T>()));
+                                       plan.token_slots.data<int32_t>(), in.logits.data<T>(), in.probs.data<T>(),
+                                       optional<T>(in.noise_logits), st.first_count.data<T>(), st.lse.data<T>(), w,
+                                       aux_scale, z_scale, dlogits.data<T>(),
+                                       dnoise_logits.empty() ? nullptr : dnoise_logits.data<T>()));
 }
 #else
 bool CpuOps::routes_on_backend() const { return false; }
 
-void CpuOps::route_plan_impl(const RoutePlanTensors&, Tensor, Tensor, Tensor, Tensor, const Tensor&, const Tensor&,
-                             const RouteSpec&) {
+void CpuOps::route_plan_impl(const RoutePlanTensors&, const RouteState&, const RouteInputs&, const RouteSpec&) {
   SY_CHECK(false, "this build has no Thrust headers: the CPU backend cannot route");
 }
 
-void CpuOps::route_backward_impl(Tensor, const Tensor&, const RoutePlanTensors&, const Tensor&, const Tensor&,
-                                 const Tensor&, const RouteSpec&, double, double) {
+void CpuOps::route_backward_impl(Tensor, Tensor, const Tensor&, const RoutePlanTensors&, const RouteState&,
+                                 const RouteInputs&, const RouteSpec&, double, double) {
   SY_CHECK(false, "this build has no Thrust headers: the CPU backend cannot route");
 }
 #endif

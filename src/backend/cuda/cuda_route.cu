@@ -10,24 +10,30 @@ namespace sy {
 
 bool CudaOps::routes_on_backend() const { return true; }
 
-void CudaOps::route_plan_impl(const RoutePlanTensors& plan, Tensor first_count, Tensor lse, Tensor stats,
-                              Tensor scratch, const Tensor& logits, const Tensor& probs, const RouteSpec& spec) {
-  const route::Scratch w = route::carve(scratch.data<char>(), scratch.bytes(), spec);
+namespace {
+const float* optional(const Tensor& t) { return t.empty() ? nullptr : t.data<float>(); }
+}  // namespace
+
+void CudaOps::route_plan_impl(const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
+                              const RouteSpec& spec) {
+  const route::Scratch w = route::carve(st.scratch.data<char>(), st.scratch.bytes(), spec);
   route::BumpAllocator alloc(w.temp, w.temp_bytes);
-  route::plan<float>(thrust::cuda::par_nosync(alloc).on(stream_), spec, logits.data<float>(), probs.data<float>(),
-                     plan.slot_row.data<int32_t>(), plan.slot_gate.data<float>(), plan.token_begin.data<int32_t>(),
-                     plan.token_slots.data<int32_t>(), first_count.data<float>(), lse.data<float>(),
-                     stats.data<float>(), w);
+  route::plan<float>(thrust::cuda::par_nosync(alloc).on(stream_), spec, in.logits.data<float>(),
+                     in.probs.data<float>(), optional(in.noise_logits), plan.slot_row.data<int32_t>(),
+                     plan.slot_gate.data<float>(), plan.token_begin.data<int32_t>(), plan.token_slots.data<int32_t>(),
+                     st.first_count.data<float>(), st.lse.data<float>(), st.stats.data<float>(), w);
   SY_CUDA_LAUNCHED();
 }
 
-void CudaOps::route_backward_impl(Tensor dlogits, const Tensor& dgate, const RoutePlanTensors& plan,
-                                  const Tensor& probs, const Tensor& first_count, const Tensor& lse,
-                                  const RouteSpec& spec, double balance_scale, double z_scale) {
+void CudaOps::route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,
+                                  const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
+                                  const RouteSpec& spec, double aux_scale, double z_scale) {
+  const route::Scratch w = route::carve(st.scratch.data<char>(), st.scratch.bytes(), spec);
   route::backward<float>(thrust::cuda::par_nosync.on(stream_), spec, dgate.data<float>(),
-                         plan.token_begin.data<int32_t>(), plan.token_slots.data<int32_t>(), probs.data<float>(),
-                         first_count.data<float>(), lse.data<float>(), balance_scale, z_scale,
-                         dlogits.data<float>());
+                         plan.token_begin.data<int32_t>(), plan.token_slots.data<int32_t>(), in.logits.data<float>(),
+                         in.probs.data<float>(), optional(in.noise_logits), st.first_count.data<float>(),
+                         st.lse.data<float>(), w, aux_scale, z_scale, dlogits.data<float>(),
+                         dnoise_logits.empty() ? nullptr : dnoise_logits.data<float>());
   SY_CUDA_LAUNCHED();
 }
 
