@@ -486,6 +486,20 @@ size_t Ops::route_scratch_bytes(const RouteSpec& spec) {
          (M * 32 + (size_t{4} << 20)) + 24 * 256;
 }
 
+void Ops::jitter_rows(Tensor out, const Tensor& in, const JitterSpec& spec) {
+  SY_CHECK(routes_on_backend(), "routing on the {} backend is not in this build", name());
+  check_floating(in, "jitter_rows in");
+  SY_CHECK(in.ndim == 2, "jitter_rows in must be [N, width], got {}", in.shape_str());
+  check_numel(out, in.numel(), "jitter_rows out");
+  check_same(in.dtype, device(), {{out, "jitter_rows out"}});
+  SY_CHECK(spec.eps >= 0 && spec.eps < 1, "jitter_rows eps {} outside [0, 1)", spec.eps);
+  if (in.numel() > 0) jitter_rows_impl(out, in, spec);
+}
+
+void Ops::jitter_rows_impl(Tensor, const Tensor&, const JitterSpec&) {
+  SY_CHECK(false, "{} does not route on the backend", name());
+}
+
 void Ops::route_plan(const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
                      const RouteSpec& spec) {
   SY_CHECK(routes_on_backend(), "routing on the {} backend is not in this build: build with the CUDA "

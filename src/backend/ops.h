@@ -86,6 +86,13 @@ constexpr int64_t kRouteMaxTopK = 16;
 // importance_cv2 / load_cv2: the last group's (what the host reports).
 enum class RouteStat : int { dropped, aux_sum, gate_sum, entropy_sum, lse2_sum, importance_cv2, load_cv2, histogram };
 inline int64_t route_stats_size(int64_t experts) { return 2 * experts + static_cast<int64_t>(RouteStat::histogram) + 5; }
+// The router input's multiplicative jitter: out[i] = in[i] · (1 − eps + 2·eps·u),
+// u the 53-bit Philox uniform of (seed, stream, (first_token + row)·width + column).
+struct JitterSpec {
+  uint64_t seed = 0, stream = 0;
+  int64_t first_token = 0;
+  double eps = 0;
+};
 // A plan on the backend's memory. Slot k = (e·G + g)·C + position: expert-major,
 // then group, then the order the rule filled it; every expert has G·C slots.
 struct RoutePlanTensors {
@@ -258,6 +265,9 @@ class Ops : public Allocator {
   virtual bool routes_on_backend() const { return false; }
   // Bytes of scratch route_plan needs (an i32 tensor of ⌈bytes/4⌉ words).
   static size_t route_scratch_bytes(const RouteSpec& spec);
+  // out [N, width] = in ⊙ the jitter multipliers (the forward's, and its gradient's);
+  // out may be in.
+  void jitter_rows(Tensor out, const Tensor& in, const JitterSpec& spec);
   // The inputs → the padded plan and the state (statistics included).
   void route_plan(const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
                   const RouteSpec& spec);
@@ -339,6 +349,7 @@ class Ops : public Allocator {
                                  const Tensor& slots, const Tensor& w) = 0;
   virtual void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b,
                              const Tensor& rows) = 0;
+  virtual void jitter_rows_impl(Tensor out, const Tensor& in, const JitterSpec& spec);
   virtual void route_plan_impl(const RoutePlanTensors& plan, const RouteState& state,
                                const RouteInputs& in, const RouteSpec& spec);
   virtual void route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,

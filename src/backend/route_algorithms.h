@@ -568,6 +568,26 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
   static constexpr int kStatHistogram = static_cast<int>(RouteStat::histogram);
 };
 
+// ---- the router input's jitter -------------------------------------------------------
+template <class T>
+struct Jitter {  // element i of [N, width]: the host's multiplier, in double
+  const T* in;
+  JitterSpec s;
+  int64_t width;
+  T* out;
+  SY_HD void operator()(int64_t i) const {
+    const uint64_t index = static_cast<uint64_t>((s.first_token + i / width) * width + i % width);
+    const double m = 1.0 - s.eps + 2.0 * s.eps * philox::uniform_double(s.seed, s.stream, index);
+    out[i] = static_cast<T>(static_cast<double>(in[i]) * m);
+  }
+};
+
+template <class T, class Policy>
+void jitter(Policy policy, const JitterSpec& s, const T* in, int64_t n, int64_t width, T* out) {
+  const thrust::counting_iterator<int64_t> zero(0);
+  thrust::for_each(policy, zero, zero + n, Jitter<T>{in, s, width, out});
+}
+
 // ---- forward ------------------------------------------------------------------------
 template <class T, class Policy>
 void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, const T* noise_logits, int32_t* slot_row,

@@ -46,6 +46,13 @@ SY_HOST_DEVICE inline float uniform(uint64_t seed, uint64_t stream, uint64_t ind
   return static_cast<float>(block(seed, stream, index).w[0] >> 8) * (1.0f / 16777216.0f);
 }
 
+// Uniform in [0, 1) with 53 random bits.
+SY_HOST_DEVICE inline double uniform_double(uint64_t seed, uint64_t stream, uint64_t index) {
+  const Block b = block(seed, stream, index);
+  const uint64_t bits = (static_cast<uint64_t>(b.w[0]) << 21) ^ (b.w[1] >> 11);
+  return static_cast<double>(bits & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
+}
+
 // Standard normal by Box-Muller on the block's first two words (u1 in (0, 1], so
 // the log is finite).
 SY_HOST_DEVICE inline double normal(uint64_t seed, uint64_t stream, uint64_t index) {

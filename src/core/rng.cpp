@@ -19,11 +19,7 @@ Philox4 RngStream::block(uint64_t index) const {
 
 float RngStream::uniform(uint64_t index) const { return philox::uniform(seed, stream, index); }
 
-double RngStream::uniform_double(uint64_t index) const {
-  const Philox4 b = block(index);
-  const uint64_t bits = (static_cast<uint64_t>(b[0]) << 21) ^ (b[1] >> 11);
-  return static_cast<double>(bits & ((1ull << 53) - 1)) * (1.0 / 9007199254740992.0);
-}
+double RngStream::uniform_double(uint64_t index) const { return philox::uniform_double(seed, stream, index); }
 
 double RngStream::normal(uint64_t index) const { return philox::normal(seed, stream, index); }
 

@@ -9,7 +9,7 @@
 namespace sy {
 
 TokenDispatcher::TokenDispatcher(LayerEnv env, int64_t width, int64_t experts, ExpertShard shard)
-    : env_(env), C_(width), E_(experts), local_E_(experts / shard.size), shard_(shard) {
+    : env_(env), D_(width), E_(experts), local_E_(experts / shard.size), shard_(shard) {
   SY_CHECK(experts % shard.size == 0, "{} experts over {} ranks", experts, shard.size);
 }
 
@@ -19,21 +19,21 @@ void TokenDispatcher::allocate(Arena& arena, int64_t N, int64_t max_slots) {
   slot_gates_ = arena.make(t, {max_slots});
   token_begin_ = arena.make(DType::i32, {N + 1});
   token_slots_ = arena.make(DType::i32, {max_slots});
-  xin_ = arena.make(t, {max_slots, C_});
-  yexp_ = arena.make(t, {max_slots, C_});
-  dy_ = arena.make(t, {max_slots, C_});
-  dxin_ = arena.make(t, {max_slots, C_});
+  xin_ = arena.make(t, {max_slots, D_});
+  yexp_ = arena.make(t, {max_slots, D_});
+  dy_ = arena.make(t, {max_slots, D_});
+  dxin_ = arena.make(t, {max_slots, D_});
   dgate_ = arena.make(t, {max_slots});
   host_rows_.reserve(static_cast<size_t>(max_slots));
   host_slots_.reserve(static_cast<size_t>(max_slots));
   host_begin_.reserve(static_cast<size_t>(N + 1));
   if (shard_.size > 1) {
     const int64_t rows = max_expert_rows(max_slots);
-    recv_ = arena.make(t, {rows, C_});
-    local_in_ = arena.make(t, {rows, C_});  // kept until backward (the experts read it)
-    local_dy_ = arena.make(t, {rows, C_});
-    local_out_ = arena.make(t, {rows, C_});  // the experts' output, then their input gradient
-    back_ = arena.make(t, {rows, C_});
+    recv_ = arena.make(t, {rows, D_});
+    local_in_ = arena.make(t, {rows, D_});  // kept until backward (the experts read it)
+    local_dy_ = arena.make(t, {rows, D_});
+    local_out_ = arena.make(t, {rows, D_});  // the experts' output, then their input gradient
+    back_ = arena.make(t, {rows, D_});
     to_local_ = arena.make(DType::i32, {rows});
     to_source_ = arena.make(DType::i32, {rows});
     expert_in_ = local_in_, expert_out_ = local_out_, expert_dy_ = local_dy_, expert_dx_ = local_out_;
@@ -72,9 +72,9 @@ void TokenDispatcher::dispatch(const Tensor& x, const RoutePlan& plan) {
     PhaseScope phase(Phase::routing);
     backend_plan_ = plan.on_backend;
     if (backend_plan_) slots_ = plan.slots();
-    else upload(plan, x.numel() / C_);
+    else upload(plan, x.numel() / D_);
     exchange_ = ExchangeStats{};
-    ops.gather_rows(xin_.view({slots_, C_}), x, slot_rows_.view({slots_}), Tensor{});
+    ops.gather_rows(xin_.view({slots_, D_}), x, slot_rows_.view({slots_}), Tensor{});
   }
   if (shard_.size == 1) {
     rows_ = slots_;
@@ -85,13 +85,13 @@ void TokenDispatcher::dispatch(const Tensor& x, const RoutePlan& plan) {
   rows_ = local_begin_[local_E_];
   expert_begin_ = &local_begin_;
   exchange(xin_, send_rows_, recv_, recv_rows_);
-  ops.gather_rows(local_in_.view({rows_, C_}), recv_.view({rows_, C_}), to_local_.view({rows_}), Tensor{});
+  ops.gather_rows(local_in_.view({rows_, D_}), recv_.view({rows_, D_}), to_local_.view({rows_}), Tensor{});
 }
 
 void TokenDispatcher::combine(Tensor out) {
   Ops& ops = env_.ops;
   if (shard_.size > 1) {  // the experts' rows back to the ranks whose tokens they are
-    ops.gather_rows(back_.view({rows_, C_}), local_out_.view({rows_, C_}), to_source_.view({rows_}), Tensor{});
+    ops.gather_rows(back_.view({rows_, D_}), local_out_.view({rows_, D_}), to_source_.view({rows_}), Tensor{});
     exchange(back_, recv_rows_, yexp_, send_rows_);
   }
   combine_slots(out);
@@ -99,7 +99,7 @@ void TokenDispatcher::combine(Tensor out) {
 
 void TokenDispatcher::combine_slots(Tensor out) {
   PhaseScope phase(Phase::routing);
-  env_.ops.combine_rows(out, yexp_.view({slots_, C_}), token_begin_, token_slots_.view({slots_}),
+  env_.ops.combine_rows(out, yexp_.view({slots_, D_}), token_begin_, token_slots_.view({slots_}),
                         slot_gates_.view({slots_}));
 }
 
@@ -110,14 +110,14 @@ void TokenDispatcher::dispatch_grad(const Tensor& dout, std::vector<double>& dga
   {
     PhaseScope phase(Phase::routing);
     // ∂L/∂gate of each slot = ⟨∂L/∂y_t, FFN_e(x_t)⟩; ∂L/∂FFN_e(x_t) = gate · ∂L/∂y_t.
-    ops.row_dots(dgate_.view({S}), yexp_.view({S, C_}), dout, rows);
-    ops.gather_rows(dy_.view({S, C_}), dout, rows, slot_gates_.view({S}));
+    ops.row_dots(dgate_.view({S}), yexp_.view({S, D_}), dout, rows);
+    ops.gather_rows(dy_.view({S, D_}), dout, rows, slot_gates_.view({S}));
     dgate.resize(backend_plan_ ? 0 : static_cast<size_t>(S));  // a backend plan's stay there
     if (!backend_plan_) copy_to_host(dgate);
   }
   if (shard_.size == 1) return;
   exchange(dy_, send_rows_, recv_, recv_rows_);
-  ops.gather_rows(local_dy_.view({rows_, C_}), recv_.view({rows_, C_}), to_local_.view({rows_}), Tensor{});
+  ops.gather_rows(local_dy_.view({rows_, D_}), recv_.view({rows_, D_}), to_local_.view({rows_}), Tensor{});
 }
 
 void TokenDispatcher::copy_to_host(std::vector<double>& dgate) {
@@ -134,23 +134,23 @@ void TokenDispatcher::copy_to_host(std::vector<double>& dgate) {
 void TokenDispatcher::combine_grad(Tensor dx) {
   Ops& ops = env_.ops;
   if (shard_.size > 1) {
-    ops.gather_rows(back_.view({rows_, C_}), local_out_.view({rows_, C_}), to_source_.view({rows_}), Tensor{});
+    ops.gather_rows(back_.view({rows_, D_}), local_out_.view({rows_, D_}), to_source_.view({rows_}), Tensor{});
     exchange(back_, recv_rows_, dxin_, send_rows_);
   }
   PhaseScope phase(Phase::routing);
   ops.fill(dx, 0.0);
-  ops.combine_rows(dx, dxin_.view({slots_, C_}), token_begin_, token_slots_.view({slots_}), Tensor{});
+  ops.combine_rows(dx, dxin_.view({slots_, D_}), token_begin_, token_slots_.view({slots_}), Tensor{});
 }
 
 void TokenDispatcher::exchange(const Tensor& send, const std::vector<int64_t>& send_rows, Tensor recv,
                                const std::vector<int64_t>& recv_rows) {
   PhaseScope phase(Phase::communication);
   Timer t;
-  shard_.comm->all_to_all_v(send, send_rows, recv, recv_rows, C_);
+  shard_.comm->all_to_all_v(send, send_rows, recv, recv_rows, D_);
   int64_t sent = 0, received = 0;
   for (size_t j = 0; j < send_rows.size(); ++j)
     if (static_cast<int>(j) != shard_.rank) sent += send_rows[j], received += recv_rows[j];
-  const int64_t width = static_cast<int64_t>(dtype_size(send.dtype)) * C_;
+  const int64_t width = static_cast<int64_t>(dtype_size(send.dtype)) * D_;
   exchange_.bytes_sent += sent * width;
   exchange_.bytes_received += received * width;
   exchange_.seconds += t.seconds();

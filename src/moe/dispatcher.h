@@ -32,7 +32,7 @@ struct ExchangeStats {
 
 class TokenDispatcher {
  public:
-  // width: the model width C; experts: E over the whole group.
+  // width: the model width D; experts: E over the whole group.
   TokenDispatcher(LayerEnv env, int64_t width, int64_t experts, ExpertShard shard);
   // n_tokens rows of x per forward, at most max_slots slots.
   void allocate(Arena& arena, int64_t n_tokens, int64_t max_slots);
@@ -45,10 +45,10 @@ class TokenDispatcher {
   void dispatch(const Tensor& x, const RoutePlan& plan);
   // The buffers a router routing on the backend writes its plan into.
   RoutePlanTensors plan_buffers() const { return {slot_rows_, slot_gates_, token_begin_, token_slots_}; }
-  Tensor expert_input() const { return expert_in_.view({rows_, C_}); }   // [R, C] expert-major
+  Tensor expert_input() const { return expert_in_.view({rows_, D_}); }   // [R, D] expert-major
   const std::vector<int64_t>& expert_begin() const { return *expert_begin_; }  // [local E + 1]
-  Tensor expert_output() const { return expert_out_.view({rows_, C_}); }  // [R, C] the experts write
-  // out [N, C] += Σ over each token's slots (in slot order) of gate · expert output.
+  Tensor expert_output() const { return expert_out_.view({rows_, D_}); }  // [R, D] the experts write
+  // out [N, D] += Σ over each token's slots (in slot order) of gate · expert output.
   void combine(Tensor out);
 
   // ---- backward ----
@@ -57,15 +57,15 @@ class TokenDispatcher {
   // (expert_output_grad()).
   void dispatch_grad(const Tensor& dout, std::vector<double>& dgate);
   Tensor gate_grad() const { return dgate_.view({slots_}); }  // [S]
-  Tensor expert_output_grad() const { return expert_dy_.view({rows_, C_}); }  // [R, C]
-  Tensor expert_input_grad() const { return expert_dx_.view({rows_, C_}); }   // [R, C] the experts write
-  // dx [N, C] = Σ over each token's slots of the experts' input gradients.
+  Tensor expert_output_grad() const { return expert_dy_.view({rows_, D_}); }  // [R, D]
+  Tensor expert_input_grad() const { return expert_dx_.view({rows_, D_}); }   // [R, D] the experts write
+  // dx [N, D] = Σ over each token's slots of the experts' input gradients.
   void combine_grad(Tensor dx);
 
   // The reference path (every expert here): the plan on the device only, and the
   // slot-ordered output buffer and combine the per-expert loop uses.
   void upload(const RoutePlan& plan, int64_t n_tokens);
-  Tensor slot_output() const { return yexp_.view({slots_, C_}); }  // [S, C]
+  Tensor slot_output() const { return yexp_.view({slots_, D_}); }  // [S, D]
   void combine_slots(Tensor out);
 
   const ExchangeStats& exchange() const { return exchange_; }
@@ -77,14 +77,14 @@ class TokenDispatcher {
                 const std::vector<int64_t>& recv_rows);
 
   LayerEnv env_;
-  int64_t C_, E_, local_E_;
+  int64_t D_, E_, local_E_;
   ExpertShard shard_;
   int64_t slots_ = 0;  // S: this rank's slots of the last plan
   bool backend_plan_ = false;  // the last plan was written on the backend
   int64_t rows_ = 0;   // R: rows this rank's experts process
   // The plan on the device: slot rows and gates, and the token-major index of slots.
   Tensor slot_rows_, slot_gates_, token_begin_, token_slots_;  // i32 / dtype / i32 / i32
-  Tensor xin_, yexp_, dy_, dxin_, dgate_;  // [max_slots, C] ×4 (slot order), [max_slots]
+  Tensor xin_, yexp_, dy_, dxin_, dgate_;  // [max_slots, D] ×4 (slot order), [max_slots]
   std::vector<int32_t> host_rows_, host_begin_, host_slots_;
   // What the experts read and write: the slot buffers when local, else the
   // reordered rows received from the group.
@@ -93,7 +93,7 @@ class TokenDispatcher {
   // Expert parallelism.
   std::vector<int64_t> send_rows_, recv_rows_;  // [group size]
   std::vector<int64_t> local_begin_;            // [local_E + 1] after reordering
-  Tensor recv_, local_in_, local_dy_, local_out_, back_;  // [group size × max_slots, C]
+  Tensor recv_, local_in_, local_dy_, local_out_, back_;  // [group size × max_slots, D]
   Tensor to_local_, to_source_;                 // i32 permutations
   std::vector<int32_t> host_to_local_, host_to_source_;
   ExchangeStats exchange_;

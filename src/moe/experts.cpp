@@ -10,16 +10,16 @@ namespace sy {
 Experts::Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t count,
                  int64_t d_model, int64_t d_ff, ExpertKind kind, Activation act, double init_std,
                  double out_std)
-    : env_(env), E_(count), C_(d_model), H_(d_ff), act_(kind == ExpertKind::glu ? act : Activation::gelu),
+    : env_(env), E_(count), D_(d_model), H_(d_ff), act_(kind == ExpertKind::glu ? act : Activation::gelu),
       kind_(kind) {
   for (int64_t e = 0; e < E_; ++e) {
     const std::string p = prefix + "." + std::to_string(first + e);
     Ids ids;
     constexpr bool kDecay = true, kExpert = true;
-    ids.w_in = env.params.add(p + ".w_in", {H_, C_}, Init::normal, init_std, kDecay, kExpert);
+    ids.w_in = env.params.add(p + ".w_in", {H_, D_}, Init::normal, init_std, kDecay, kExpert);
     if (kind == ExpertKind::glu)
-      ids.w_gate = env.params.add(p + ".w_gate", {H_, C_}, Init::normal, init_std, kDecay, kExpert);
-    ids.w_out = env.params.add(p + ".w_out", {C_, H_}, Init::normal, out_std, kDecay, kExpert);
+      ids.w_gate = env.params.add(p + ".w_gate", {H_, D_}, Init::normal, init_std, kDecay, kExpert);
+    ids.w_out = env.params.add(p + ".w_out", {D_, H_}, Init::normal, out_std, kDecay, kExpert);
     ids_.push_back(ids);
   }
 }
@@ -30,9 +30,9 @@ int64_t Experts::uniform_rows(const std::vector<int64_t>& expert_begin) const {
     const ParamStore& P = env_.params;
     const int64_t stride = P.spec(ids_[1].w_in).offset - P.spec(ids_[0].w_in).offset;
     bool same = stride > 0;
-    // glu: w_gate must follow w_in directly (one [2H, C] operand), in every expert.
+    // glu: w_gate must follow w_in directly (one [2H, D] operand), in every expert.
     for (int64_t e = 0; e < E_ && same && kind_ == ExpertKind::glu; ++e)
-      same = P.spec(ids_[e].w_gate).offset == P.spec(ids_[e].w_in).offset + H_ * C_;
+      same = P.spec(ids_[e].w_gate).offset == P.spec(ids_[e].w_in).offset + H_ * D_;
     for (int64_t e = 1; e < E_ && same; ++e)
       for (ParamId Ids::*w : {&Ids::w_in, &Ids::w_out})
         same = same && P.spec(ids_[e].*w).offset - P.spec(ids_[e - 1].*w).offset == stride;
@@ -56,31 +56,31 @@ void Experts::forward_batched(const Tensor& xin, int64_t n, Tensor yout) {
   const ParamStore& P = env_.params;
   const int64_t width = a_.dim(1), S = E_ * n, ws = weight_stride_;
   // a = x · w_inᵀ ([w_in; w_gate] for glu: the two are adjacent)
-  ops.gemm_strided_batched(false, true, n, width, C_, 1.0, xin, n * C_, batch_span(P.values(), ids_[0].w_in, width * C_),
+  ops.gemm_strided_batched(false, true, n, width, D_, 1.0, xin, n * D_, batch_span(P.values(), ids_[0].w_in, width * D_),
                            ws, 0.0, a_, n * width, E_);
   if (kind_ == ExpertKind::glu) ops.glu_forward(act_, rows(hid_, 0, S, H_), rows(a_, 0, S, width));
   else ops.activation_forward(act_, rows(hid_, 0, S, H_), rows(a_, 0, S, width));
-  ops.gemm_strided_batched(false, true, n, C_, H_, 1.0, hid_, n * H_, batch_span(P.values(), ids_[0].w_out, C_ * H_), ws,
-                           0.0, yout, n * C_, E_);
+  ops.gemm_strided_batched(false, true, n, D_, H_, 1.0, hid_, n * H_, batch_span(P.values(), ids_[0].w_out, D_ * H_), ws,
+                           0.0, yout, n * D_, E_);
 }
 
 void Experts::backward_batched(const Tensor& dy, int64_t n, Tensor dxin) {
   Ops& ops = env_.ops;
   ParamStore& P = env_.params;
   const int64_t width = a_.dim(1), S = E_ * n, ws = weight_stride_;
-  ops.gemm_strided_batched(true, false, C_, H_, n, 1.0, dy, n * C_, hid_, n * H_, 1.0,
-                           batch_span(P.grads(), ids_[0].w_out, C_ * H_), ws, E_);
-  ops.gemm_strided_batched(false, false, n, H_, C_, 1.0, dy, n * C_, batch_span(P.values(), ids_[0].w_out, C_ * H_), ws,
+  ops.gemm_strided_batched(true, false, D_, H_, n, 1.0, dy, n * D_, hid_, n * H_, 1.0,
+                           batch_span(P.grads(), ids_[0].w_out, D_ * H_), ws, E_);
+  ops.gemm_strided_batched(false, false, n, H_, D_, 1.0, dy, n * D_, batch_span(P.values(), ids_[0].w_out, D_ * H_), ws,
                            0.0, dhid_, n * H_, E_);
   if (kind_ == ExpertKind::glu) ops.glu_backward(act_, rows(da_, 0, S, width), rows(dhid_, 0, S, H_), rows(a_, 0, S, width));
   else ops.activation_backward(act_, rows(da_, 0, S, width), rows(dhid_, 0, S, H_), rows(a_, 0, S, width));
-  ops.gemm_strided_batched(true, false, width, C_, n, 1.0, da_, n * width, xin_, n * C_, 1.0,
-                           batch_span(P.grads(), ids_[0].w_in, width * C_), ws, E_);
-  ops.gemm_strided_batched(false, false, n, C_, width, 1.0, da_, n * width, batch_span(P.values(), ids_[0].w_in, width * C_),
-                           ws, 0.0, dxin, n * C_, E_);
+  ops.gemm_strided_batched(true, false, width, D_, n, 1.0, da_, n * width, xin_, n * D_, 1.0,
+                           batch_span(P.grads(), ids_[0].w_in, width * D_), ws, E_);
+  ops.gemm_strided_batched(false, false, n, D_, width, 1.0, da_, n * width, batch_span(P.values(), ids_[0].w_in, width * D_),
+                           ws, 0.0, dxin, n * D_, E_);
 }
 
-int64_t Experts::params_per_expert() const { return (kind_ == ExpertKind::glu ? 3 : 2) * C_ * H_; }
+int64_t Experts::params_per_expert() const { return (kind_ == ExpertKind::glu ? 3 : 2) * D_ * H_; }
 
 void Experts::allocate(Arena& arena, int64_t max_slots) {
   const int64_t width = kind_ == ExpertKind::glu ? 2 * H_ : H_;
@@ -94,19 +94,19 @@ Tensor Experts::rows(const Tensor& t, int64_t begin, int64_t n, int64_t width) c
   return t.view({n, width}, begin * width);
 }
 
-// One expert on n rows: x [n, C] → y [n, C], with a [n, width], hid [n, H] kept.
+// One expert on n rows: x [n, D] → y [n, D], with a [n, width], hid [n, H] kept.
 void Experts::expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, Tensor y) {
   Ops& ops = env_.ops;
   const ParamStore& P = env_.params;
   const int64_t n = x.dim(0);
   if (kind_ == ExpertKind::glu) {
-    ops.gemm(false, true, n, 2 * H_, C_, 1.0, x, P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_}), 0.0, a);
+    ops.gemm(false, true, n, 2 * H_, D_, 1.0, x, P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, D_}), 0.0, a);
     ops.glu_forward(act_, hid, a);
   } else {
-    ops.gemm(false, true, n, H_, C_, 1.0, x, P.value(ids_[e].w_in), 0.0, a);
+    ops.gemm(false, true, n, H_, D_, 1.0, x, P.value(ids_[e].w_in), 0.0, a);
     ops.activation_forward(act_, hid, a);
   }
-  ops.gemm(false, true, n, C_, H_, 1.0, hid, P.value(ids_[e].w_out), 0.0, y);
+  ops.gemm(false, true, n, D_, H_, 1.0, hid, P.value(ids_[e].w_out), 0.0, y);
 }
 
 void Experts::forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout) {
@@ -118,8 +118,8 @@ void Experts::forward(const Tensor& xin, const std::vector<int64_t>& expert_begi
   for (int64_t e = 0; e < E_; ++e) {
     const int64_t b = expert_begin[e], n = expert_begin[e + 1] - b;
     if (n == 0) continue;  // an expert with no tokens does nothing
-    expert_forward(e, rows(xin, b, n, C_), rows(a_, b, n, width), rows(hid_, b, n, H_),
-                   rows(yout, b, n, C_));
+    expert_forward(e, rows(xin, b, n, D_), rows(a_, b, n, width), rows(hid_, b, n, H_),
+                   rows(yout, b, n, D_));
   }
 }
 
@@ -132,20 +132,20 @@ void Experts::backward(const Tensor& dy, Tensor dxin) {
   for (int64_t e = 0; e < E_; ++e) {
     const int64_t b = begin_[e], n = begin_[e + 1] - b;
     if (n == 0) continue;
-    const Tensor dye = rows(dy, b, n, C_), xe = rows(xin_, b, n, C_);
+    const Tensor dye = rows(dy, b, n, D_), xe = rows(xin_, b, n, D_);
     const Tensor ae = rows(a_, b, n, width), he = rows(hid_, b, n, H_);
-    Tensor dhe = rows(dhid_, b, n, H_), dae = rows(da_, b, n, width), dxe = rows(dxin, b, n, C_);
-    ops.gemm(true, false, C_, H_, n, 1.0, dye, he, 1.0, P.grad(ids_[e].w_out));
-    ops.gemm(false, false, n, H_, C_, 1.0, dye, P.value(ids_[e].w_out), 0.0, dhe);
+    Tensor dhe = rows(dhid_, b, n, H_), dae = rows(da_, b, n, width), dxe = rows(dxin, b, n, D_);
+    ops.gemm(true, false, D_, H_, n, 1.0, dye, he, 1.0, P.grad(ids_[e].w_out));
+    ops.gemm(false, false, n, H_, D_, 1.0, dye, P.value(ids_[e].w_out), 0.0, dhe);
     if (kind_ == ExpertKind::glu) {
       ops.glu_backward(act_, dae, dhe, ae);
-      const Tensor w = P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_});
-      ops.gemm(true, false, 2 * H_, C_, n, 1.0, dae, xe, 1.0, P.grad_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, C_}));
-      ops.gemm(false, false, n, C_, 2 * H_, 1.0, dae, w, 0.0, dxe);
+      const Tensor w = P.value_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, D_});
+      ops.gemm(true, false, 2 * H_, D_, n, 1.0, dae, xe, 1.0, P.grad_span(ids_[e].w_in, ids_[e].w_gate, {2 * H_, D_}));
+      ops.gemm(false, false, n, D_, 2 * H_, 1.0, dae, w, 0.0, dxe);
     } else {
       ops.activation_backward(act_, dae, dhe, ae);
-      ops.gemm(true, false, H_, C_, n, 1.0, dae, xe, 1.0, P.grad(ids_[e].w_in));
-      ops.gemm(false, false, n, C_, H_, 1.0, dae, P.value(ids_[e].w_in), 0.0, dxe);
+      ops.gemm(true, false, H_, D_, n, 1.0, dae, xe, 1.0, P.grad(ids_[e].w_in));
+      ops.gemm(false, false, n, D_, H_, 1.0, dae, P.value(ids_[e].w_in), 0.0, dxe);
     }
   }
 }
@@ -162,14 +162,14 @@ void Experts::forward_reference(const Tensor& x, const std::vector<int32_t>& slo
   for (int64_t e = 0; e < E_; ++e) {
     const int64_t b = expert_begin[e], n = expert_begin[e + 1] - b;
     if (n == 0) continue;
-    std::vector<char> in(static_cast<size_t>(n * C_) * w), out(in.size());
+    std::vector<char> in(static_cast<size_t>(n * D_) * w), out(in.size());
     for (int64_t i = 0; i < n; ++i)
-      std::copy_n(host_x.data() + slot_token[b + i] * C_ * w, C_ * w, in.data() + i * C_ * w);
-    Tensor xe = scratch.make(x.dtype, {n, C_}), ye = scratch.make(x.dtype, {n, C_});
+      std::copy_n(host_x.data() + slot_token[b + i] * D_ * w, D_ * w, in.data() + i * D_ * w);
+    Tensor xe = scratch.make(x.dtype, {n, D_}), ye = scratch.make(x.dtype, {n, D_});
     ops.from_host(xe, in.data());
     expert_forward(e, xe, scratch.make(x.dtype, {n, width}), scratch.make(x.dtype, {n, H_}), ye);
     ops.to_host(out.data(), ye);
-    std::copy(out.begin(), out.end(), host_y.data() + b * C_ * w);
+    std::copy(out.begin(), out.end(), host_y.data() + b * D_ * w);
   }
   ops.from_host(yout, host_y.data());
 }

@@ -25,9 +25,9 @@ class Experts {
   Experts(LayerEnv env, const std::string& prefix, int64_t first, int64_t count, int64_t d_model,
           int64_t d_ff, ExpertKind kind, Activation act, double init_std, double out_std);
   void allocate(Arena& arena, int64_t max_slots);
-  // xin [slots, C] → yout [slots, C]; xin must stay alive until backward.
+  // xin [slots, D] → yout [slots, D]; xin must stay alive until backward.
   void forward(const Tensor& xin, const std::vector<int64_t>& expert_begin, Tensor yout);
-  // dy [slots, C] → dxin [slots, C] (written); weight gradients accumulate.
+  // dy [slots, D] → dxin [slots, D] (written); weight gradients accumulate.
   void backward(const Tensor& dy, Tensor dxin);
   // Reference: y[t] for token rows x (host loops over experts, dense ops per expert).
   void forward_reference(const Tensor& x, const std::vector<int32_t>& slot_token,
@@ -49,7 +49,7 @@ class Experts {
   void backward_batched(const Tensor& dy, int64_t n, Tensor dxin);
   void expert_forward(int64_t e, const Tensor& x, Tensor a, Tensor hid, Tensor y);
   LayerEnv env_;
-  int64_t E_, C_, H_;
+  int64_t E_, D_, H_;
   Activation act_;  // of the GLU; ffn experts: gelu
   ExpertKind kind_;
   std::vector<Ids> ids_;

@@ -40,7 +40,6 @@ void MoeConfig::validate(Problems& p, int64_t d_model) const {
     p.require(router != RouterKind::expert_choice || max_experts_per_token == 0,
               "moe.expert_choice.max_experts_per_token", max_experts_per_token,
               "capped expert choice routes on the host only: " + why);
-    p.require(jitter == 0, "moe.jitter", jitter, "router jitter is host-only; set it to 0 with moe.device_routing");
     if (router == RouterKind::noisy_topk) {
       p.require(num_experts <= kRouteMaxTopkExperts, "moe.num_experts", num_experts,
                 "noisy_topk on the backend takes at most " + std::to_string(kRouteMaxTopkExperts) + " experts");

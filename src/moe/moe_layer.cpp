@@ -14,7 +14,7 @@ MoeLayer::MoeLayer(LayerEnv env, const std::string& prefix, const ModelConfig& m
                    const MoeConfig& cfg, int layer, const MoeRuntime& runtime, ExpertShard shard)
     : env_(env),
       layer_(layer),
-      C_(model.d_model),
+      D_(model.d_model),
       runtime_(runtime),
       router_(make_router(env, prefix, cfg, model.d_model, layer, model.arch)),
       experts_(env, prefix + ".experts", shard.rank * (cfg.num_experts / shard.size),
@@ -48,7 +48,7 @@ void MoeLayer::forward(const Tensor& x, Tensor out) {
 void MoeLayer::forward_reference(const Tensor& x, Tensor out) {
   SY_CHECK(dispatcher_.max_expert_rows(1) == 1, "the reference path holds every expert");
   router_->forward(x, runtime_.ctx, plan_);  // (a host plan: the per-expert loop reads it)
-  dispatcher_.upload(plan_, x.numel() / C_);
+  dispatcher_.upload(plan_, x.numel() / D_);
   experts_.forward_reference(x, plan_.slot_token, plan_.expert_begin, dispatcher_.slot_output());
   dispatcher_.combine_slots(out);
 }

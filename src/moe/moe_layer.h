@@ -7,6 +7,12 @@
 //   combine:  y_t = Σ gate · FFN_e(x_t) over t's choices; a token no expert took gets 0
 // Backward mirrors it; the router's gradient arrives through the gates (and the
 // auxiliary losses).
+//
+// Dimensions, the same letters in every file of src/moe (and in Ops::route_*):
+//   N  rows of x (the micro-batch's tokens)       D  model width (d_model)
+//   E  experts (local_E on this rank under ep)     H  an expert's hidden width
+//   G  routing groups of S members each            C  capacity: slots per expert per group
+//   k  choices per token (token choice)            R  rows an expert set processes
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,7 +59,7 @@ class MoeLayer final : public FeedForward {
  private:
   LayerEnv env_;
   int layer_;
-  int64_t C_;
+  int64_t D_;
   const MoeRuntime& runtime_;
   std::unique_ptr<Router> router_;
   Experts experts_;

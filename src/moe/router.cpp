@@ -42,15 +42,15 @@ inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 Router::Router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg, int64_t d_model,
                int layer, Arch arch)
-    : env_(env), cfg_(cfg), C_(d_model), E_(cfg.num_experts), layer_(layer) {
+    : env_(env), cfg_(cfg), D_(d_model), E_(cfg.num_experts), layer_(layer) {
   if (cfg_.ec_grouping == EcGrouping::automatic)
     cfg_.ec_grouping = arch == Arch::decoder ? EcGrouping::by_position : EcGrouping::contiguous;
   // N(0, 0.02²), except noisy_topk: zeros (its noise breaks the ties).
   const bool noisy = router_info(cfg.router).noise_weights;
-  w_gate_ = env.params.add(prefix + ".router.w_gate", {E_, C_}, noisy ? Init::zeros : Init::normal,
+  w_gate_ = env.params.add(prefix + ".router.w_gate", {E_, D_}, noisy ? Init::zeros : Init::normal,
                            0.02, /*decay=*/false);
   if (noisy)
-    w_noise_ = env.params.add(prefix + ".router.w_noise", {E_, C_}, Init::zeros, 0.0, false);
+    w_noise_ = env.params.add(prefix + ".router.w_noise", {E_, D_}, Init::zeros, 0.0, false);
   if (cfg_.device_routing) {
     backend_rule_ = router_info(cfg.router).backend_rule;
     SY_CHECK(backend_rule_.has_value(), "moe.device_routing with {}, which has no backend rule", router_name(cfg.router));
@@ -79,11 +79,11 @@ int64_t Router::backend_slots(int64_t N, int64_t max_seq) const {
 
 void Router::allocate(Arena& arena, int64_t N, int64_t max_seq) {
   const DType t = env_.dtype;
-  xr_ = arena.make(t, {N, C_});
+  xr_ = arena.make(t, {N, D_});
   logits_ = arena.make(t, {N, E_});
   probs_ = arena.make(t, {N, E_});
   dlogits_ = arena.make(t, {N, E_});
-  dx_ = arena.make(t, {N, C_});
+  dx_ = arena.make(t, {N, D_});
   if (w_noise_ >= 0) noise_logits_ = arena.make(t, {N, E_}), dnoise_ = arena.make(t, {N, E_});
   if (backend_rule_) {
     // The largest scratch any grouping of N rows needs: every row its own group
@@ -242,16 +242,20 @@ void Router::make_groups(const RouteContext& ctx, int64_t N) {
 void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan, const RoutePlanTensors& on_backend) {
   Ops& ops = env_.ops;
   const Ops::Fp32Operands fp32(ops);  // router math stays fp32 under precision: bf16
-  const int64_t N = x.numel() / C_;
+  const int64_t N = x.numel() / D_;
   ctx_ = ctx;
-  // Router input, with multiplicative jitter U(1-ε, 1+ε) in training.
+  // Router input, with multiplicative jitter U(1-ε, 1+ε) in training: on the
+  // backend with moe.device_routing (the same draws), else on the host.
   jitter_.clear();
-  if (ctx.training && cfg_.jitter > 0) {
+  backend_jitter_ = ctx.training && cfg_.jitter > 0 && backend_rule_.has_value();
+  if (backend_jitter_) {
+    ops.jitter_rows(xr_.view({N, D_}), x.view({N, D_}), jitter_spec());
+  } else if (ctx.training && cfg_.jitter > 0) {
     std::vector<double> xv = host_values(ops, x);
     jitter_.resize(xv.size());
     const RngStream rng{ctx.seed, draw_stream("moe.jitter", ctx.step, layer_)};
-    for (int64_t i = 0; i < N * C_; ++i) {
-      const uint64_t index = static_cast<uint64_t>((ctx.first_token + i / C_) * C_ + i % C_);
+    for (int64_t i = 0; i < N * D_; ++i) {
+      const uint64_t index = static_cast<uint64_t>((ctx.first_token + i / D_) * D_ + i % D_);
       jitter_[i] = 1.0 - cfg_.jitter + 2.0 * cfg_.jitter * rng.uniform_double(index);
       xv[i] *= jitter_[i];
     }
@@ -259,10 +263,10 @@ void Router::forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan, 
   } else {
     ops.copy(xr_, x);
   }
-  ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_gate_), 0.0, logits_);
+  ops.gemm(false, true, N, E_, D_, 1.0, xr_, env_.params.value(w_gate_), 0.0, logits_);
   ops.softmax_forward(probs_, logits_);
   const bool noisy = uses_noise() && ctx.training;
-  if (noisy) ops.gemm(false, true, N, E_, C_, 1.0, xr_, env_.params.value(w_noise_), 0.0, noise_logits_);
+  if (noisy) ops.gemm(false, true, N, E_, D_, 1.0, xr_, env_.params.value(w_noise_), 0.0, noise_logits_);
   backend_forward_ = false;
   stats_pending_ = false;
   if (routes_on_backend(ctx, N)) return forward_on_backend(ctx, N, plan, on_backend);
@@ -501,18 +505,24 @@ void Router::backward(const Tensor& dgate, double aux_scale, Tensor dx) {
 void Router::router_input_backward(int64_t N, Tensor dx, bool noise) {
   Ops& ops = env_.ops;
   const Ops::Fp32Operands fp32(ops);
-  ops.gemm(true, false, E_, C_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_gate_));
-  ops.gemm(false, false, N, C_, E_, 1.0, dlogits_, env_.params.value(w_gate_), 0.0, dx_);
+  ops.gemm(true, false, E_, D_, N, 1.0, dlogits_, xr_, 1.0, env_.params.grad(w_gate_));
+  ops.gemm(false, false, N, D_, E_, 1.0, dlogits_, env_.params.value(w_gate_), 0.0, dx_);
   if (noise) {
-    ops.gemm(true, false, E_, C_, N, 1.0, dnoise_, xr_, 1.0, env_.params.grad(w_noise_));
-    ops.gemm(false, false, N, C_, E_, 1.0, dnoise_, env_.params.value(w_noise_), 1.0, dx_);
+    ops.gemm(true, false, E_, D_, N, 1.0, dnoise_, xr_, 1.0, env_.params.grad(w_noise_));
+    ops.gemm(false, false, N, D_, E_, 1.0, dnoise_, env_.params.value(w_noise_), 1.0, dx_);
   }
   if (!jitter_.empty()) {
     std::vector<double> d = host_values(ops, dx_);
     for (size_t i = 0; i < d.size(); ++i) d[i] *= jitter_[i];
     set_values(ops, dx_, d);
+  } else if (backend_jitter_) {
+    ops.jitter_rows(dx_.view({N, D_}), dx_.view({N, D_}), jitter_spec());
   }
   ops.add(dx, dx_);
+}
+
+JitterSpec Router::jitter_spec() const {
+  return JitterSpec{ctx_.seed, draw_stream("moe.jitter", ctx_.step, layer_), ctx_.first_token, cfg_.jitter};
 }
 
 std::unique_ptr<Router> make_router(LayerEnv env, const std::string& prefix, const MoeConfig& cfg,

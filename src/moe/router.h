@@ -68,7 +68,7 @@ class Router {
   // Slots a plan on the backend can have at most (0 without moe.device_routing).
   int64_t backend_slots(int64_t n_tokens, int64_t max_seq) const;
 
-  // x [N, C] → plan. Fills stats(). With moe.device_routing, and when the forward
+  // x [N, D] → plan. Fills stats(). With moe.device_routing, and when the forward
   // allows it (training or group evaluation with equal groups), the plan is
   // written to `on_backend` and plan.on_backend is set; otherwise a host plan.
   void forward(const Tensor& x, const RouteContext& ctx, RoutePlan& plan,
@@ -165,21 +165,22 @@ class Router {
   void read_backend_stats() const;
   RouteState backend_view() const;    // the state, sized for the last forward
   RouteInputs backend_inputs() const;  // the inputs of the last forward
+  JitterSpec jitter_spec() const;      // the last forward's jitter draws
   void router_input_backward(int64_t N, Tensor dx, bool noise);
 
   LayerEnv env_;
   MoeConfig cfg_;
-  int64_t C_, E_;
+  int64_t D_, E_;
   int layer_;
   bool hold_ = false;
-  ParamId w_gate_;       // [E, C]
-  ParamId w_noise_ = -1;  // [E, C] noisy_topk
-  Tensor xr_;            // [N, C] router input (x, or x ⊙ jitter)
+  ParamId w_gate_;       // [E, D]
+  ParamId w_noise_ = -1;  // [E, D] noisy_topk
+  Tensor xr_;            // [N, D] router input (x, or x ⊙ jitter)
   Tensor logits_, probs_, noise_logits_;  // [N, E]
   Tensor dlogits_;       // [N, E]
   Tensor dnoise_;        // [N, E] noisy_topk: ∂L/∂(x·W_noiseᵀ)
-  Tensor dx_;            // [N, C]
-  std::vector<double> jitter_;  // [N, C] multipliers of the last forward (empty: none)
+  Tensor dx_;            // [N, D]
+  std::vector<double> jitter_;  // [N, D] multipliers of the last forward (empty: none)
   std::vector<double> lse_;     // [N]
   std::vector<double> host_z_, host_p_, host_nz_;  // [N, E]
   std::vector<Group> groups_;
@@ -193,6 +194,7 @@ class Router {
   RouteSpec spec_;                 // of the last forward on the backend
   RoutePlanTensors backend_plan_;  // its plan (the dispatcher's buffers)
   bool backend_forward_ = false;   // the last forward routed on the backend
+  bool backend_jitter_ = false;    // … and jittered its input there
   RouteState backend_state_;       // first_count [≤ N·E], lse [N], stats, scratch
   Tensor theta_sums_;              // [E] this step's threshold samples, on the backend
   int64_t theta_groups_ = 0;       // … and how many groups they sum over

@@ -26,7 +26,7 @@ struct RouterInfo {
   // many per token.
   int64_t (*max_slots_per_token)(const MoeConfig&);
   bool balance_loss;   // reports E·Σ f·P (metrics `balance_loss`)
-  bool noise_weights;  // a second [E, C] weight (w_noise); the gate starts at zero
+  bool noise_weights;  // a second [E, D] weight (w_noise); the gate starts at zero
   // Its own entries in metrics.jsonl's per-layer record (besides the common ones).
   std::vector<std::pair<const char*, double>> (*extra_metrics)(const RouterStats&);
   // Its rule on the backend (Ops::route_plan), when it has one: moe.device_routing.

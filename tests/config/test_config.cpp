@@ -53,8 +53,8 @@ TEST(Config, TableOfInvalidConfigs) {
       {"moe:\n  num_experts: 4\n  every: 9\n", "moe.every = 9: must not exceed model.n_layers (4)"},
       {"moe:\n  num_experts: 4\n  router: expert_choice\n  expert_choice:\n    max_experts_per_token: 5\n",
        "moe.expert_choice.max_experts_per_token = 5: must be in [0, moe.num_experts]"},
-      {"moe:\n  num_experts: 4\n  jitter: 0.1\n  device_routing: true\n",
-       "moe.jitter = 0.1: router jitter is host-only"},
+      {"moe:\n  num_experts: 4\n  eval_capacity_factor: -1\n  device_routing: true\n",
+       "moe.eval_capacity_factor = -1: must be positive with moe.device_routing"},
       {"moe:\n  num_experts: 4\n  router: expert_choice\n  device_routing: true\n  expert_choice:\n"
        "    max_experts_per_token: 2\n",
        "capped expert choice routes on the host only"},

@@ -57,6 +57,7 @@ struct BackendCase {
   Arch arch;
   int64_t group_size;
   double capacity_factor;
+  double jitter = 0;
 };
 
 struct TrainedRun {
@@ -79,6 +80,7 @@ TrainedRun train_routing(const BackendCase& c, bool device_routing, int steps) {
   m.z_loss = 1e-2;
   m.aux_loss = 0.1;
   m.device_routing = device_routing;
+  m.jitter = c.jitter;
   MoeModel moe(cfg, m);
   Transformer model(*ops, cfg, 0.0, DType::f32, moe.factory());
   model.allocate(B, T);
@@ -108,8 +110,11 @@ TEST_P(MoeOnBackend, TrainsAsRoutingOnTheHostDoes) {
   EXPECT_FALSE(host.on_backend);
   EXPECT_TRUE(dev.on_backend) << c.name << ": routed on the host";
   ASSERT_EQ(host.nll.size(), dev.nll.size());
+  // The paths differ in summation order only: a padded plan runs the experts as one
+  // batched GEMM where the host's ragged plan loops over experts; 20 Adam steps at
+  // lr 1e-2 carry that from 1e-7 to about 1e-6 (as the mpirun equivalence's 1e-5).
   for (size_t s = 0; s < host.nll.size(); ++s)
-    EXPECT_NEAR(dev.nll[s], host.nll[s], 1e-6 * host.nll[s]) << c.name << " step " << s;
+    EXPECT_NEAR(dev.nll[s], host.nll[s], (s < 10 ? 1e-6 : 1e-5) * host.nll[s]) << c.name << " step " << s;
   ASSERT_EQ(host.params.size(), dev.params.size());
   double diff = 0;
   for (size_t i = 0; i < host.params.size(); ++i) diff = std::max(diff, std::fabs(double(dev.params[i]) - host.params[i]));
@@ -139,6 +144,7 @@ TEST_P(MoeOnBackend, TrainsAsRoutingOnTheHostDoes) {
 INSTANTIATE_TEST_SUITE_P(
     Routers, MoeOnBackend,
     ::testing::Values(BackendCase{"switch_top1_drops", RouterKind::switch_top1, Arch::decoder, 16, 1.0},
+                      BackendCase{"switch_top1_jitter", RouterKind::switch_top1, Arch::decoder, 16, 1.0, 0.05},
                       BackendCase{"switch_top1_one_group", RouterKind::switch_top1, Arch::encoder, 0, 1.5},
                       BackendCase{"gshard_top2", RouterKind::gshard_top2, Arch::decoder, 32, 1.0},
                       BackendCase{"noisy_topk", RouterKind::noisy_topk, Arch::decoder, 16, 1.0},

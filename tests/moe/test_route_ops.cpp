@@ -396,6 +396,31 @@ TEST(SY_ROUTE_SUITE, BackwardEqualsTheHostGradient) {
     }
 }
 
+// The router input's jitter: the host router's multipliers (RngStream::uniform_double
+// at (first_token + row)·width + column), applied in double and rounded once.
+TEST(SY_ROUTE_SUITE, JitterRowsAreTheHostMultipliers) {
+  SY_ROUTE_BACKEND_NEEDS();
+  auto ops = backend();
+  Arena arena(*ops);
+  const int64_t N = 37, D = 29;
+  const JitterSpec js{99, 1234, 1000, 0.05};
+  const std::vector<double> xd = test::random_vec(N * D, 3, 1.0);
+  const std::vector<float> x(xd.begin(), xd.end());
+  Tensor in = arena.make(DType::f32, {N, D}), out = arena.make(DType::f32, {N, D});
+  ops->from_host(in, x.data());
+  ops->jitter_rows(out, in, js);
+  ops->jitter_rows(in, in, js);  // in place, as the backward does
+  std::vector<float> got(N * D), again(N * D);
+  ops->to_host(got.data(), out);
+  ops->to_host(again.data(), in);
+  const RngStream rng{js.seed, js.stream};
+  for (int64_t i = 0; i < N * D; ++i) {
+    const double m = 1.0 - js.eps + 2.0 * js.eps * rng.uniform_double(static_cast<uint64_t>((js.first_token + i / D) * D + i % D));
+    ASSERT_EQ(got[i], static_cast<float>(static_cast<double>(x[i]) * m)) << i;
+    ASSERT_EQ(again[i], got[i]) << i;
+  }
+}
+
 TEST(SY_ROUTE_SUITE, RunsAreBitIdentical) {
   SY_ROUTE_BACKEND_NEEDS();
   RouteSpec s = spec(RouteRule::top2, Layout{4, 130, false}, 16, 20);

@@ -81,6 +81,7 @@ class CpuOps final : public Ops {
                          const Tensor& w) override;
   void row_dots_impl(Tensor out, const Tensor& a, const Tensor& b, const Tensor& rows) override;
   bool routes_on_backend() const override;
+  void jitter_rows_impl(Tensor out, const Tensor& in, const JitterSpec& spec) override;
   void route_plan_impl(const RoutePlanTensors& plan, const RouteState& state, const RouteInputs& in,
                        const RouteSpec& spec) override;
   void route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Tensor& dgate,

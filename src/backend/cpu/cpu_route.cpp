@@ -22,6 +22,11 @@ const T* optional(const Tensor& t) {
 }
 }  // namespace
 
+void CpuOps::jitter_rows_impl(Tensor out, const Tensor& in, const JitterSpec& spec) {
+  SY_FLOAT_DISPATCH(in.dtype, route::jitter<T>(thrust::omp::par, spec, in.data<T>(), in.numel(), in.dim(-1),
+                                               out.data<T>()));
+}
+
 void CpuOps::route_plan_impl(const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
                              const RouteSpec& spec) {
   // Thrust's OpenMP sort allocates from several threads at once: ordinary malloc
@@ -48,6 +53,10 @@ void CpuOps::route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Ten
 }
 #else
 bool CpuOps::routes_on_backend() const { return false; }
+
+void CpuOps::jitter_rows_impl(Tensor, const Tensor&, const JitterSpec&) {
+  SY_CHECK(false, "this build has no Thrust headers: the CPU backend cannot route");
+}
 
 void CpuOps::route_plan_impl(const RoutePlanTensors&, const RouteState&, const RouteInputs&, const RouteSpec&) {
   SY_CHECK(false, "this build has no Thrust headers: the CPU backend cannot route");

@@ -14,6 +14,12 @@ namespace {
 const float* optional(const Tensor& t) { return t.empty() ? nullptr : t.data<float>(); }
 }  // namespace
 
+void CudaOps::jitter_rows_impl(Tensor out, const Tensor& in, const JitterSpec& spec) {
+  route::jitter<float>(thrust::cuda::par_nosync.on(stream_), spec, in.data<float>(), in.numel(), in.dim(-1),
+                       out.data<float>());
+  SY_CUDA_LAUNCHED();
+}
+
 void CudaOps::route_plan_impl(const RoutePlanTensors& plan, const RouteState& st, const RouteInputs& in,
                               const RouteSpec& spec) {
   const route::Scratch w = route::carve(st.scratch.data<char>(), st.scratch.bytes(), spec);
