@@ -481,9 +481,9 @@ size_t Ops::route_scratch_bytes(const RouteSpec& spec) {
   const size_t M = static_cast<size_t>(std::max(cand, spec.slots()));
   const auto chunks = [](int64_t n) { return static_cast<size_t>((n + 1023) / 1024); };
   const size_t sums = static_cast<size_t>(2 * G * E) + 7 * chunks(N) + 2 * chunks(static_cast<int64_t>(M)) + 8;
-  const size_t topk = spec.rule == RouteRule::topk ? static_cast<size_t>(3 * N * E + 4 * G * E + 2 * G) : 0;
-  return M * 36 + (sums + topk + 3 * static_cast<size_t>(N)) * 8 + static_cast<size_t>(N) * 4 +
-         (M * 32 + (size_t{4} << 20)) + 24 * 256;
+  const size_t topk = spec.rule == RouteRule::topk ? static_cast<size_t>(4 * N * E + 4 * G * E + 2 * G) : 0;
+  const size_t rows = static_cast<size_t>(4 * N + G * E);  // row values, fractions
+  return M * 36 + (sums + topk + rows) * 8 + static_cast<size_t>(N) * 4 + (M * 32 + (size_t{4} << 20)) + 24 * 256;
 }
 
 void Ops::jitter_rows(Tensor out, const Tensor& in, const JitterSpec& spec) {

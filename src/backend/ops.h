@@ -109,7 +109,7 @@ struct RouteInputs {
 // What route_plan leaves for route_backward.
 struct RouteState {
   Tensor first_count;  // [G, E] members whose first choice is e (switch, gshard)
-  Tensor lse;          // [N] of the logits
+  Tensor lse;          // [N] of the logits (the backward reads its double copy in scratch)
   Tensor stats;        // [route_stats_size(E)]
   Tensor scratch;      // i32 [⌈route_scratch_bytes / 4⌉]: noisy top-k keeps its scores here
 };

@@ -79,10 +79,12 @@ struct Scratch {
   double* cand_gate; // [M] candidate gate
   double* sums;      // [sums_size] partial and per-(group, expert) sums
   int32_t* first;    // [N] each row's first choice (switch, gshard)
-  double* row_vals;  // [N, 3] each row's entropy, lse², slots
+  double* row_vals;  // [N, 4] each row's entropy, lse², slots, lse
+  double* fraction;  // [G, E] f: the fraction of a group's members whose first choice is e
   // noisy top-k (kept for the backward): scores h, noise scales σ, draws n [N, E];
   // per group: importance and load [G, E], their CV² gradients [G, E] each, CV² [G, 2]
-  double *h, *sigma, *noise, *importance, *load, *d_importance, *d_load, *cv2;
+  // and each (row, e)'s load term Φ((z − h_at)/σ) [N, E]
+  double *h, *sigma, *noise, *importance, *load, *d_importance, *d_load, *cv2, *cdf;
   char* temp;        // Thrust's temporaries
   size_t temp_bytes;
 };
@@ -115,7 +117,8 @@ inline Scratch carve(char* base, size_t bytes, const RouteSpec& s) {
   c.cand_gate = reinterpret_cast<double*>(take(M * 8));
   c.sums = reinterpret_cast<double*>(take(static_cast<size_t>(sums_size(s)) * 8));
   c.first = reinterpret_cast<int32_t*>(take(static_cast<size_t>(s.rows()) * 4));
-  c.row_vals = reinterpret_cast<double*>(take(static_cast<size_t>(s.rows()) * 3 * 8));
+  c.row_vals = reinterpret_cast<double*>(take(static_cast<size_t>(s.rows()) * 4 * 8));
+  c.fraction = reinterpret_cast<double*>(take(static_cast<size_t>(s.groups * s.experts) * 8));
   const size_t NE = s.rule == RouteRule::topk ? static_cast<size_t>(s.rows() * s.experts) : 0;
   const size_t GE = s.rule == RouteRule::topk ? static_cast<size_t>(s.groups * s.experts) : 0;
   c.h = reinterpret_cast<double*>(take(NE * 8));
@@ -126,6 +129,7 @@ inline Scratch carve(char* base, size_t bytes, const RouteSpec& s) {
   c.d_importance = reinterpret_cast<double*>(take(GE * 8));
   c.d_load = reinterpret_cast<double*>(take(GE * 8));
   c.cv2 = reinterpret_cast<double*>(take(GE ? static_cast<size_t>(2 * s.groups) * 8 : 0));
+  c.cdf = reinterpret_cast<double*>(take(NE * 8));
   c.temp = take(0);
   if (at > bytes) throw std::runtime_error("route scratch smaller than its layout");
   c.temp_bytes = bytes - at;
@@ -229,24 +233,27 @@ struct RowFirst {  // each row's first choice, once
   SY_HD void operator()(int64_t t) const { first[t] = argmax(p + t * E, E); }
 };
 
-// Per (group, expert): how many members have e as their first choice, and Σ p[:, e].
+// Per (group, expert): how many members have e as their first choice, the fraction
+// f (1/S added once per such member, as the host builds it), and Σ p[:, e].
 template <class T>
 struct FirstChoiceCounts {
   const T* p;
   const int32_t* first;
   RouteSpec s;
-  T* first_count;  // [G, E]
-  double* p_sum;   // [G, E]
+  T* first_count;    // [G, E]
+  double* fraction;  // [G, E]
+  double* p_sum;     // [G, E]
   SY_HD void operator()(int64_t ge) const {
     const int64_t g = ge / s.experts, e = ge % s.experts;
     int64_t count = 0;
-    double sum = 0;
+    double f = 0, sum = 0;
     for (int64_t m = 0; m < s.members; ++m) {
       const int64_t row = row_of(s, g, m);
-      count += first[row] == e;
+      if (first[row] == e) ++count, f += 1.0 / static_cast<double>(s.members);
       sum += static_cast<double>(p[row * s.experts + e]);
     }
     first_count[ge] = static_cast<T>(count);
+    fraction[ge] = f;
     p_sum[ge] = sum;
   }
 };
@@ -327,40 +334,56 @@ SY_HD inline int32_t load_threshold_at(const int32_t* chosen, int64_t k, int64_t
   return in_top ? chosen[k] : chosen[k - 1];
 }
 
-// Per group (training): importance Σ gates of every member's top k, load Σ Φ((z −
-// h_at)/σ), their CV² and its gradients (the host's `aux` of noisy_topk.cpp).
+// The host's `aux` of noisy_topk.cpp (training), in three passes that keep its
+// order: per row, each (row, e)'s load term Φ((z − h_at)/σ); per (group, expert),
+// importance (Σ gates of every member's top k) and load summed over members in
+// order; per group, the CV² of both and their gradients.
 template <class T>
-struct TopkGroupAux {
+struct RowLoad {
   const T* z;
-  const int32_t* cand_e;
-  const double* cand_gate;
   const Scratch w;
   RouteSpec s;
-  SY_HD void operator()(int64_t g) const {
+  SY_HD void operator()(int64_t t) const {
     const int64_t E = s.experts, k = s.top_k;
-    double* imp = w.importance + g * E;
-    double* load = w.load + g * E;
-    for (int64_t e = 0; e < E; ++e) imp[e] = 0, load[e] = 0;
-    for (int64_t m = 0; m < s.members; ++m)
+    int32_t chosen[kRouteMaxTopK + 1] = {};
+    const double* h = w.h + t * E;
+    top_of(h, E, k + 1, chosen);
+    for (int64_t e = 0; e < E; ++e) {
+      const int32_t at = load_threshold_at(chosen, k, e);
+      w.cdf[t * E + e] = normal_cdf((static_cast<double>(z[t * E + e]) - h[at]) / w.sigma[t * E + e]);
+    }
+  }
+};
+
+struct GroupExpertAux {
+  const Scratch w;
+  RouteSpec s;
+  bool load;
+  SY_HD void operator()(int64_t ge) const {
+    const int64_t E = s.experts, k = s.top_k, g = ge / E, e = ge % E;
+    double importance = 0, l = 0;
+    for (int64_t m = 0; m < s.members; ++m) {
       for (int64_t j = 0; j < k; ++j) {
         const int64_t i = (g * s.members + m) * k + j;
-        imp[cand_e[i]] += cand_gate[i];
+        if (w.cand_e[i] == e) importance += w.cand_gate[i];
       }
-    w.cv2[2 * g] = cv_squared(imp, E, w.d_importance + g * E);
-    w.cv2[2 * g + 1] = 0;
-    for (int64_t e = 0; e < E; ++e) w.d_load[g * E + e] = 0;
-    if (!s.noisy || k >= E) return;
-    int32_t chosen[kRouteMaxTopK + 1] = {};
-    for (int64_t m = 0; m < s.members; ++m) {
-      const int64_t row = row_of(s, g, m);
-      const double* h = w.h + row * E;
-      top_of(h, E, k + 1, chosen);
-      for (int64_t e = 0; e < E; ++e) {
-        const int32_t at = load_threshold_at(chosen, k, e);
-        load[e] += normal_cdf((static_cast<double>(z[row * E + e]) - h[at]) / w.sigma[row * E + e]);
-      }
+      if (load) l += w.cdf[row_of(s, g, m) * E + e];
     }
-    w.cv2[2 * g + 1] = cv_squared(load, E, w.d_load + g * E);
+    w.importance[ge] = importance;
+    w.load[ge] = l;
+  }
+};
+
+struct GroupCv {
+  const Scratch w;
+  RouteSpec s;
+  bool load;
+  SY_HD void operator()(int64_t g) const {
+    const int64_t E = s.experts;
+    w.cv2[2 * g] = cv_squared(w.importance + g * E, E, w.d_importance + g * E);
+    w.cv2[2 * g + 1] = load ? cv_squared(w.load + g * E, E, w.d_load + g * E) : 0.0;
+    if (!load)
+      for (int64_t e = 0; e < E; ++e) w.d_load[g * E + e] = 0;
   }
 };
 
@@ -433,7 +456,7 @@ struct RowValues {
   const int32_t* token_begin;
   int64_t E;
   T* lse;
-  double* vals;  // [N, 3]
+  double* vals;  // [N, 4]
   SY_HD void operator()(int64_t t) const {
     const T* z = logits + t * E;
     double mx = static_cast<double>(z[0]), sum = 0, entropy = 0;
@@ -445,9 +468,10 @@ struct RowValues {
       if (q > 0) entropy -= q * log(q);
     }
     lse[t] = static_cast<T>(l);
-    vals[3 * t] = entropy;
-    vals[3 * t + 1] = l * l;
-    vals[3 * t + 2] = static_cast<double>(token_begin[t + 1] - token_begin[t]);
+    vals[4 * t] = entropy;
+    vals[4 * t + 1] = l * l;
+    vals[4 * t + 2] = static_cast<double>(token_begin[t + 1] - token_begin[t]);
+    vals[4 * t + 3] = l;  // the backward's z-loss reads it in double, as the host
   }
 };
 
@@ -459,9 +483,9 @@ struct RowSums {
   SY_HD void operator()(int64_t c) const {
     double acc[kRowSums] = {0, 0, 0, 0, 0, 0, 0};
     for (int64_t t = c * kChunk; t < (c + 1) * kChunk && t < rows; ++t) {
-      acc[0] += vals[3 * t];
-      acc[1] += vals[3 * t + 1];
-      const int64_t n = static_cast<int64_t>(vals[3 * t + 2]);
+      acc[0] += vals[4 * t];
+      acc[1] += vals[4 * t + 1];
+      const int64_t n = static_cast<int64_t>(vals[4 * t + 2]);
       acc[2 + (n < 4 ? n : 4)] += 1;
     }
     for (int64_t v = 0; v < kRowSums; ++v) out[c * kRowSums + v] = acc[v];
@@ -521,7 +545,7 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
   const double* row_sums;
   const double* slot_sums;
   const double* dropped_sums;
-  const T* first_count;
+  const double* fraction;
   const double* p_sum;
   const double* cv2;  // noisy top-k in training: [G, 2]
   RouteSpec s;
@@ -541,12 +565,13 @@ struct FinalSums {  // one thread: the chunks' partials in order → the stats t
         balance += s.w_importance * importance + s.w_load * load;
       }
     if (s.rule == RouteRule::top1 || s.rule == RouteRule::top2)  // Σ over groups of E · Σ_e f_e · P_e
-      for (int64_t g = 0; g < s.groups; ++g)
-        for (int64_t e = 0; e < s.experts; ++e) {
-          const double S = static_cast<double>(s.members);
-          balance += static_cast<double>(s.experts) * (static_cast<double>(first_count[g * s.experts + e]) / S) *
-                     (p_sum[g * s.experts + e] / S);
-        }
+      for (int64_t g = 0; g < s.groups; ++g) {
+        double group = 0;
+        for (int64_t e = 0; e < s.experts; ++e)
+          group += static_cast<double>(s.experts) * fraction[g * s.experts + e] *
+                   (p_sum[g * s.experts + e] / static_cast<double>(s.members));
+        balance += group;
+      }
     tail[kStatDropped] = static_cast<T>(dropped);
     tail[kStatBalance] = static_cast<T>(balance);
     tail[kStatImportance] = static_cast<T>(importance);
@@ -623,10 +648,16 @@ void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, const 
     thrust::for_each(policy, zero, zero + n,
                      PlaceCandidate<T>{w.index, w.pos, w.cand_e, w.cand_gate, s, slot_row, slot_gate});
     if (s.rule == RouteRule::topk) {
-      if (s.noisy) thrust::for_each(policy, zero, zero + s.groups, TopkGroupAux<T>{logits, w.cand_e, w.cand_gate, w, s});
+      if (s.noisy) {
+        const bool load = s.top_k < E;
+        if (load) thrust::for_each(policy, zero, zero + N, RowLoad<T>{logits, w, s});
+        thrust::for_each(policy, zero, zero + s.groups * E, GroupExpertAux{w, s, load});
+        thrust::for_each(policy, zero, zero + s.groups, GroupCv{w, s, load});
+      }
     } else {
       thrust::for_each(policy, zero, zero + N, RowFirst<T>{p, E, w.first});
-      thrust::for_each(policy, zero, zero + s.groups * E, FirstChoiceCounts<T>{p, w.first, s, first_count, p_sum});
+      thrust::for_each(policy, zero, zero + s.groups * E,
+                       FirstChoiceCounts<T>{p, w.first, s, first_count, w.fraction, p_sum});
     }
     cand_chunks = chunks(n);
     thrust::for_each(policy, zero, zero + cand_chunks,
@@ -644,7 +675,7 @@ void plan(Policy policy, const RouteSpec& s, const T* logits, const T* p, const 
   thrust::for_each(policy, zero, zero + chunks(slots), SlotSums<T>{slot_row, slot_gate, slots, slot_sums});
   thrust::for_each(policy, zero, zero + E, ExpertSums<T>{slot_row, slot_gate, s, stats});
   thrust::for_each(policy, zero, zero + 1,
-                   FinalSums<T>{row_sums, slot_sums, dropped_sums, first_count, p_sum, w.cv2, s, chunks(slots),
+                   FinalSums<T>{row_sums, slot_sums, dropped_sums, w.fraction, p_sum, w.cv2, s, chunks(slots),
                                 cand_chunks, stats});
 }
 
@@ -658,8 +689,8 @@ struct RowBackward {
   const int32_t* token_begin;
   const int32_t* token_slots;
   const T* p;
-  const T* first_count;
-  const T* lse;
+  const double* fraction;  // [G, E]
+  const double* row_vals;  // [N, 4]: lse at 3
   RouteSpec s;
   double balance_scale, z_scale;
   T* dlogits;
@@ -682,9 +713,8 @@ struct RowBackward {
     }
     if (balance_scale != 0) {  // E · Σ f_e P_e with f fixed: ∂/∂p[t, e] = E · f_e / S
       const int64_t g = s.seq > 0 ? t % s.seq : t / s.members;
-      const double S = static_cast<double>(s.members);
-      d += balance_scale * static_cast<double>(s.experts) *
-           (static_cast<double>(first_count[g * s.experts + e]) / S) / S;
+      d += balance_scale * static_cast<double>(s.experts) * fraction[g * s.experts + e] /
+           static_cast<double>(s.members);
     }
     return d;
   }
@@ -695,10 +725,11 @@ struct RowBackward {
     if (s.rule == RouteRule::top2) e1 = argmax(r, E), e2 = argmax(r, E, e1);
     double dot = 0;
     for (int64_t e = 0; e < E; ++e) dot += static_cast<double>(r[e]) * dp(t, e, r, e1, e2);
-    const double z = z_scale * 2.0 * static_cast<double>(lse[t]) / static_cast<double>(s.rows());
+    const double lse = row_vals[4 * t + 3], N = static_cast<double>(s.rows());
     for (int64_t e = 0; e < E; ++e) {
       const double q = static_cast<double>(r[e]);
-      dlogits[t * E + e] = static_cast<T>(q * (dp(t, e, r, e1, e2) - dot) + z * q);
+      const double v = q * (dp(t, e, r, e1, e2) - dot);
+      dlogits[t * E + e] = static_cast<T>(v + z_scale * 2.0 * lse * q / N);  // the host's association
     }
   }
 };
@@ -706,7 +737,9 @@ struct RowBackward {
 // Noisy top-k, row t: ∂L/∂gate of its kept choices and the importance loss through
 // the softmax over its top k into ∂h (two passes, as the host), the load loss into
 // ∂z, ∂h at the thresholds and ∂σ; then dlogits = ∂h + ∂z (+ the z-loss) and
-// dnoise_logits = (∂h·n + ∂σ)·sigmoid(noise logit). In the host's order.
+// dnoise_logits = (∂h·n + ∂σ)·sigmoid(noise logit). In the host's order. ∂h is
+// non-zero only at the row's k + 1 largest scores (the gates' k, and the load's
+// thresholds, the k-th and (k+1)-th), so it is kept by rank: a small frame.
 template <class T>
 struct TopkRowBackward {
   const T* dgate;
@@ -715,58 +748,72 @@ struct TopkRowBackward {
   const T* z;
   const T* p;
   const T* nz;
-  const T* lse;
-  const int32_t* cand_e;
-  const double* cand_gate;
+  const double* row_vals;  // [N, 4]: lse at 3
   const Scratch w;
   RouteSpec s;
   double aux_scale, z_scale;
   T* dlogits;
   T* dnoise;
-  SY_HD void softmax_k(const double* gate, const double* dtk, const int32_t* chosen, double* dh) const {
+  SY_HD void softmax_k(const double* gate, const double* dtk, double* dh) const {
     double dot = 0;
     for (int64_t j = 0; j < s.top_k; ++j) dot += gate[j] * dtk[j];
-    for (int64_t j = 0; j < s.top_k; ++j) dh[chosen[j]] += gate[j] * (dtk[j] - dot);
+    for (int64_t j = 0; j < s.top_k; ++j) dh[j] += gate[j] * (dtk[j] - dot);
+  }
+  // The load loss's coefficient c for (t, e), with its u and threshold's rank.
+  SY_HD double load_c(int64_t t, int64_t e, int64_t g, const int32_t* chosen, double& u, int64_t& at_rank) const {
+    const int64_t i = t * s.experts + e, k = s.top_k;
+    bool in_top = false;
+    for (int64_t r = 0; r < k; ++r) in_top = in_top || chosen[r] == e;
+    at_rank = in_top ? k : k - 1;
+    u = (static_cast<double>(z[i]) - w.h[t * s.experts + chosen[at_rank]]) / w.sigma[i];
+    return aux_scale * s.w_load * w.d_load[g * s.experts + e] * normal_pdf(u);
   }
   SY_HD void operator()(int64_t t) const {
     const int64_t E = s.experts, k = s.top_k, per_expert = s.groups * s.capacity;
     const int64_t g = s.seq > 0 ? t % s.seq : t / s.members, m = s.seq > 0 ? t / s.seq : t % s.members;
     const int64_t first = (g * s.members + m) * k;  // the row's candidates
-    double dh[kRouteMaxTopkExperts], dz[kRouteMaxTopkExperts], dsigma[kRouteMaxTopkExperts];
-    double gate[kRouteMaxTopK], dtk[kRouteMaxTopK];
+    double dh[kRouteMaxTopK + 1], gate[kRouteMaxTopK], dtk[kRouteMaxTopK];  // by rank
     int32_t chosen[kRouteMaxTopK + 1] = {};
-    for (int64_t e = 0; e < E; ++e) dh[e] = 0, dz[e] = 0, dsigma[e] = 0;
-    for (int64_t j = 0; j < k; ++j) chosen[j] = cand_e[first + j], gate[j] = cand_gate[first + j], dtk[j] = 0;
+    for (int64_t r = 0; r <= k; ++r) dh[r] = 0;
+    for (int64_t j = 0; j < k; ++j) chosen[j] = w.cand_e[first + j], gate[j] = w.cand_gate[first + j], dtk[j] = 0;
     for (int32_t q = token_begin[t]; q < token_begin[t + 1]; ++q) {  // kept choices
       const int64_t slot = token_slots[q], e = slot / per_expert;
       for (int64_t j = 0; j < k; ++j)
         if (chosen[j] == e) dtk[j] += static_cast<double>(dgate[slot]);
     }
-    softmax_k(gate, dtk, chosen, dh);
+    softmax_k(gate, dtk, dh);
+    const bool load = s.noisy && aux_scale != 0 && k < E;
     if (s.noisy && aux_scale != 0) {
       for (int64_t j = 0; j < k; ++j) dtk[j] = aux_scale * s.w_importance * w.d_importance[g * E + chosen[j]];
-      softmax_k(gate, dtk, chosen, dh);
-      if (k < E) {
-        const double* h = w.h + t * E;
-        top_of(h, E, k + 1, chosen);
-        for (int64_t e = 0; e < E; ++e) {
-          const int64_t i = t * E + e;
-          const int32_t at = load_threshold_at(chosen, k, e);
-          const double sigma = w.sigma[i], u = (static_cast<double>(z[i]) - h[at]) / sigma;
-          const double c = aux_scale * s.w_load * w.d_load[g * E + e] * normal_pdf(u);
-          dz[e] += c / sigma;
-          dh[at] -= c / sigma;
-          dsigma[e] -= c * u / sigma;
-        }
+      softmax_k(gate, dtk, dh);
+    }
+    if (load) {  // ∂h at each threshold, in e order (the host's)
+      top_of(w.h + t * E, E, k + 1, chosen);
+      for (int64_t e = 0; e < E; ++e) {
+        double u;
+        int64_t at;
+        const double c = load_c(t, e, g, chosen, u, at);
+        dh[at] -= c / w.sigma[t * E + e];
       }
     }
-    const double zl = z_scale * 2.0 * static_cast<double>(lse[t]) / static_cast<double>(s.rows());
+    const double lse = row_vals[4 * t + 3], N = static_cast<double>(s.rows());
     for (int64_t e = 0; e < E; ++e) {
       const int64_t i = t * E + e;
-      dlogits[i] = static_cast<T>(dh[e] + dz[e] + zl * static_cast<double>(p[i]));
+      double dhe = 0, dz = 0, dsigma = 0;
+      for (int64_t r = 0; r <= k; ++r)
+        if (chosen[r] == e && (r < k || load)) dhe = dh[r];
+      if (load) {
+        double u;
+        int64_t at;
+        const double c = load_c(t, e, g, chosen, u, at);
+        dz = c / w.sigma[i];
+        dsigma = -(c * u / w.sigma[i]);
+      }
+      const double v = dhe + dz;
+      dlogits[i] = static_cast<T>(v + z_scale * 2.0 * lse * static_cast<double>(p[i]) / N);
       if (s.noisy) {
         const double x = static_cast<double>(nz[i]);
-        dnoise[i] = static_cast<T>((dh[e] * w.noise[i] + dsigma[e]) * (1.0 / (1.0 + exp(-x))));
+        dnoise[i] = static_cast<T>((dhe * w.noise[i] + dsigma) * (1.0 / (1.0 + exp(-x))));
       }
     }
   }
@@ -774,17 +821,17 @@ struct TopkRowBackward {
 
 template <class T, class Policy>
 void backward(Policy policy, const RouteSpec& s, const T* dgate, const int32_t* token_begin,
-              const int32_t* token_slots, const T* logits, const T* p, const T* noise_logits, const T* first_count,
-              const T* lse, const Scratch& w, double aux_scale, double z_scale, T* dlogits, T* dnoise_logits) {
+              const int32_t* token_slots, const T* logits, const T* p, const T* noise_logits, const Scratch& w,
+              double aux_scale, double z_scale, T* dlogits, T* dnoise_logits) {
   const thrust::counting_iterator<int64_t> zero(0);
   if (s.rule == RouteRule::topk) {
     thrust::for_each(policy, zero, zero + s.rows(),
-                     TopkRowBackward<T>{dgate, token_begin, token_slots, logits, p, noise_logits, lse, w.cand_e,
-                                        w.cand_gate, w, s, aux_scale, z_scale, dlogits, dnoise_logits});
+                     TopkRowBackward<T>{dgate, token_begin, token_slots, logits, p, noise_logits, w.row_vals, w, s,
+                                        aux_scale, z_scale, dlogits, dnoise_logits});
     return;
   }
   thrust::for_each(policy, zero, zero + s.rows(),
-                   RowBackward<T>{dgate, token_begin, token_slots, p, first_count, lse, s, aux_scale, z_scale,
+                   RowBackward<T>{dgate, token_begin, token_slots, p, w.fraction, w.row_vals, s, aux_scale, z_scale,
                                   dlogits});
 }
 

@@ -47,8 +47,7 @@ void CpuOps::route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Ten
   SY_FLOAT_DISPATCH(in.probs.dtype,
                     route::backward<T>(thrust::omp::par, spec, dgate.data<T>(), plan.token_begin.data<int32_t>(),
                                        plan.token_slots.data<int32_t>(), in.logits.data<T>(), in.probs.data<T>(),
-                                       optional<T>(in.noise_logits), st.first_count.data<T>(), st.lse.data<T>(), w,
-                                       aux_scale, z_scale, dlogits.data<T>(),
+                                       optional<T>(in.noise_logits), w, aux_scale, z_scale, dlogits.data<T>(),
                                        dnoise_logits.empty() ? nullptr : dnoise_logits.data<T>()));
 }
 #else

@@ -37,8 +37,8 @@ void CudaOps::route_backward_impl(Tensor dlogits, Tensor dnoise_logits, const Te
   const route::Scratch w = route::carve(st.scratch.data<char>(), st.scratch.bytes(), spec);
   route::backward<float>(thrust::cuda::par_nosync.on(stream_), spec, dgate.data<float>(),
                          plan.token_begin.data<int32_t>(), plan.token_slots.data<int32_t>(), in.logits.data<float>(),
-                         in.probs.data<float>(), optional(in.noise_logits), st.first_count.data<float>(),
-                         st.lse.data<float>(), w, aux_scale, z_scale, dlogits.data<float>(),
+                         in.probs.data<float>(), optional(in.noise_logits), w, aux_scale, z_scale,
+                         dlogits.data<float>(),
                          dnoise_logits.empty() ? nullptr : dnoise_logits.data<float>());
   SY_CUDA_LAUNCHED();
 }
