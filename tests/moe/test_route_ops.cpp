@@ -44,6 +44,9 @@ std::unique_ptr<Ops> backend() {
 #endif
 }
 
+template <class T>
+void softmax_rows(const std::vector<T>& z, int64_t N, int64_t E, std::vector<T>& p);
+
 // Random logits [N, E] (optionally with equal values: ties) and their softmax, in T.
 template <class T>
 void make_inputs(int64_t N, int64_t E, uint64_t seed, bool ties, std::vector<T>& z, std::vector<T>& p) {
@@ -53,7 +56,12 @@ void make_inputs(int64_t N, int64_t E, uint64_t seed, bool ties, std::vector<T>&
       for (int64_t e = 0; e < E; ++e)
         if ((t + e) % 3 == 0) v[t * E + e] = 0.5;
   z.assign(v.begin(), v.end());
-  p.resize(v.size());
+  softmax_rows(z, N, E, p);
+}
+
+template <class T>
+void softmax_rows(const std::vector<T>& z, int64_t N, int64_t E, std::vector<T>& p) {
+  p.resize(z.size());
   for (int64_t t = 0; t < N; ++t) {
     double m = -1e300, s = 0;
     for (int64_t e = 0; e < E; ++e) m = std::max(m, static_cast<double>(z[t * E + e]));
@@ -68,7 +76,7 @@ int64_t row_of(const RouteSpec& s, int64_t g, int64_t m) { return s.seq > 0 ? m 
 template <class T>
 struct Result {
   std::vector<int32_t> slot_row, token_begin, token_slots;
-  std::vector<T> slot_gate, first_count, lse, stats, dlogits;
+  std::vector<T> slot_gate, first_count, lse, stats, dlogits, dnoise;
 };
 
 template <class T>
@@ -102,11 +110,15 @@ Result<T> run(Ops& ops, const RouteSpec& s, const std::vector<T>& z, const std::
   ops.to_host(r.stats.data(), stats);
   if (dgate) {
     Tensor dg = arena.make(dt, {K}), dl = arena.make(dt, {N, E});
+    const Tensor dn = noise_logits ? arena.make(dt, {N, E}) : Tensor{};
     ops.from_host(dg, dgate->data());
-    ops.route_backward(dl, noise_logits ? arena.make(dt, {N, E}) : Tensor{}, dg, plan, state, in, s, balance_scale,
-                       z_scale);
+    ops.route_backward(dl, dn, dg, plan, state, in, s, balance_scale, z_scale);
     r.dlogits.resize(N * E);
     ops.to_host(r.dlogits.data(), dl);
+    if (noise_logits) {
+      r.dnoise.resize(N * E);
+      ops.to_host(r.dnoise.data(), dn);
+    }
   }
   return r;
 }
@@ -395,6 +407,57 @@ TEST(SY_ROUTE_SUITE, BackwardEqualsTheHostGradient) {
       }
     }
 }
+
+#if !SY_TEST_CUDA
+// route_backward against finite differences in double (the CPU backend): the
+// objective L = Σ_k c_k·gate_k + aux_scale·(Σ over groups of the auxiliary loss) +
+// z_scale·Σ_t lse_t² / N, as route_plan computes it (probabilities = softmax of the
+// logits), differentiated in the logits and, for noisy top-k, in the noise logits.
+// Inputs without ties, so a step of 1e-6 keeps every selection.
+TEST(SY_ROUTE_SUITE, BackwardMatchesFiniteDifferences) {
+  SY_ROUTE_BACKEND_NEEDS();
+  auto ops = backend();
+  for (RouteRule rule : {RouteRule::top1, RouteRule::top2, RouteRule::topk, RouteRule::expert_choice})
+    for (const Layout& l : {Layout{3, 16, false}, Layout{5, 4, true}}) {
+      const int64_t E = 4, k = rule == RouteRule::top2 || rule == RouteRule::topk ? 2 : 1;
+      const int64_t C = rule == RouteRule::expert_choice ? expert_choice_capacity(2.0, l.members, E)
+                                                         : token_choice_capacity(1.0, k, l.members, E);
+      RouteSpec s = spec(rule, l, E, C);
+      s.second_random = rule == RouteRule::top2;
+      s.top_k = k, s.noisy = rule == RouteRule::topk, s.noise_stream = 77, s.w_importance = 0.3, s.w_load = 0.4;
+      const int64_t N = s.rows();
+      std::vector<double> z, p, nz, unused;
+      make_inputs<double>(N, E, 31, false, z, p);
+      make_inputs<double>(N, E, 32, false, nz, unused);
+      const std::vector<double> c = test::random_vec(s.slots(), 33, 1.0);
+      const double aux_scale = rule == RouteRule::expert_choice ? 0.0 : 0.2, z_scale = 0.05;
+      const std::vector<double>* noise = s.noisy ? &nz : nullptr;
+      const Result<double> got = run<double>(*ops, s, z, p, &c, aux_scale, z_scale, noise);
+      auto objective = [&](const std::vector<double>& zz, const std::vector<double>& nn) {
+        std::vector<double> pp;
+        softmax_rows(zz, N, E, pp);
+        const Result<double> r = run<double>(*ops, s, zz, pp, nullptr, 0, 0, s.noisy ? &nn : nullptr);
+        double L = 0;
+        for (int64_t q = 0; q < s.slots(); ++q) L += c[q] * r.slot_gate[q];
+        const double* tail = r.stats.data() + 2 * E;
+        return L + aux_scale * tail[static_cast<int>(RouteStat::aux_sum)] +
+               z_scale * tail[static_cast<int>(RouteStat::lse2_sum)] / static_cast<double>(N);
+      };
+      const double h = 1e-6;
+      for (int64_t i = 0; i < N * E; ++i) {
+        std::vector<double> up = z, down = z;
+        up[i] += h, down[i] -= h;
+        const double fd = (objective(up, nz) - objective(down, nz)) / (2 * h);
+        EXPECT_NEAR(got.dlogits[i], fd, 1e-7 + 1e-6 * std::fabs(fd)) << describe(s) << " logit " << i;
+        if (!s.noisy) continue;
+        up = nz, down = nz;
+        up[i] += h, down[i] -= h;
+        const double fdn = (objective(z, up) - objective(z, down)) / (2 * h);
+        EXPECT_NEAR(got.dnoise[i], fdn, 1e-7 + 1e-6 * std::fabs(fdn)) << describe(s) << " noise logit " << i;
+      }
+    }
+}
+#endif
 
 // The router input's jitter: the host router's multipliers (RngStream::uniform_double
 // at (first_token + row)·width + column), applied in double and rounded once.
