@@ -327,11 +327,11 @@ SY_HD inline double cv_squared(const double* x, int64_t n, double* dx) {
 }
 
 // The load's threshold for (row, e): the k-th largest h other than e's own place:
-// the (k+1)-th largest if e is among the top k, else the k-th.
-SY_HD inline int32_t load_threshold_at(const int32_t* chosen, int64_t k, int64_t e) {
+// the (k+1)-th largest if e is among the top k, else the k-th. Its rank in chosen.
+SY_HD inline int64_t load_threshold_rank(const int32_t* chosen, int64_t k, int64_t e) {
   bool in_top = false;
   for (int64_t r = 0; r < k; ++r) in_top = in_top || chosen[r] == e;
-  return in_top ? chosen[k] : chosen[k - 1];
+  return in_top ? k : k - 1;
 }
 
 // The host's `aux` of noisy_topk.cpp (training), in three passes that keep its
@@ -349,7 +349,7 @@ struct RowLoad {
     const double* h = w.h + t * E;
     top_of(h, E, k + 1, chosen);
     for (int64_t e = 0; e < E; ++e) {
-      const int32_t at = load_threshold_at(chosen, k, e);
+      const int32_t at = chosen[load_threshold_rank(chosen, k, e)];
       w.cdf[t * E + e] = normal_cdf((static_cast<double>(z[t * E + e]) - h[at]) / w.sigma[t * E + e]);
     }
   }
@@ -761,10 +761,8 @@ struct TopkRowBackward {
   }
   // The load loss's coefficient c for (t, e), with its u and threshold's rank.
   SY_HD double load_c(int64_t t, int64_t e, int64_t g, const int32_t* chosen, double& u, int64_t& at_rank) const {
-    const int64_t i = t * s.experts + e, k = s.top_k;
-    bool in_top = false;
-    for (int64_t r = 0; r < k; ++r) in_top = in_top || chosen[r] == e;
-    at_rank = in_top ? k : k - 1;
+    const int64_t i = t * s.experts + e;
+    at_rank = load_threshold_rank(chosen, s.top_k, e);
     u = (static_cast<double>(z[i]) - w.h[t * s.experts + chosen[at_rank]]) / w.sigma[i];
     return aux_scale * s.w_load * w.d_load[g * s.experts + e] * normal_pdf(u);
   }
